@@ -1,0 +1,628 @@
+//! The database layer: one connection to SQLite or PostgreSQL, and the few operations on it that
+//! differ between the two.
+
+use std::path::Path;
+use std::time::Duration;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use postgres::binary_copy::BinaryCopyInWriter;
+use postgres::fallible_iterator::FallibleIterator;
+use postgres::types::{to_sql_checked, IsNull, ToSql, Type};
+use rusqlite::types::{ToSqlOutput, ValueRef};
+
+use crate::schema::{
+    self, ColumnType, Dialect, Table, MIGRATIONS_TABLE, PRIMARY_KEY, SCHEMA_VERSION, TABLES,
+};
+use crate::url::{redact, Backend, DatabaseUrl, UrlError};
+use crate::value::{parse_date, parse_timestamp, write_date, write_timestamp, Value};
+
+/// What went wrong in the database layer. Messages say what failed and what to do; none contains a
+/// password.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The URL could not be parsed.
+    #[error(transparent)]
+    Url(#[from] UrlError),
+    /// A SQLite file that must already exist does not.
+    #[error("SQLite database {0} does not exist: check DATABASE_URL, or run `cargo xtask migrate` to create it")]
+    SqliteMissing(String),
+    /// The SQLite file could not be opened.
+    #[error("cannot open SQLite database {path}: {source}")]
+    SqliteOpen {
+        /// The file.
+        path: String,
+        /// The driver's error.
+        source: rusqlite::Error,
+    },
+    /// The PostgreSQL server could not be reached or refused the login.
+    #[error("cannot connect to {url}: {message}; check that the server is running and that the URL, user and password are right")]
+    PostgresConnect {
+        /// The URL, redacted.
+        url: String,
+        /// The driver's message.
+        message: String,
+    },
+    /// A SQLite statement failed.
+    #[error("SQLite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// A PostgreSQL statement failed.
+    #[error("PostgreSQL: {}", postgres_message(.0))]
+    Postgres(#[from] postgres::Error),
+    /// The database has no schema yet.
+    #[error("{0} has no schema yet: run `cargo xtask migrate` first")]
+    NoSchema(String),
+    /// The database's schema version is not the one this build expects.
+    #[error("{url} has schema version {found}, but this tool expects version {SCHEMA_VERSION}: {}",
+        if *found < SCHEMA_VERSION { "run `cargo xtask migrate` to update it" }
+        else { "it was migrated by a newer version of this tool; update your checkout" })]
+    SchemaVersion {
+        /// The URL, redacted.
+        url: String,
+        /// The version recorded in the database.
+        found: i64,
+    },
+    /// A stored value does not have the form its column type demands.
+    #[error("{table} row id {id}: column {column} holds {found:?}, which is not a valid {ty:?}")]
+    BadStoredValue {
+        /// The table.
+        table: &'static str,
+        /// The row's id.
+        id: i64,
+        /// The column.
+        column: &'static str,
+        /// What is stored.
+        found: String,
+        /// The column type.
+        ty: ColumnType,
+    },
+}
+
+/// Shorthand for this module's results.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A PostgreSQL error as one line: the server's message, detail and hint, or the client's error.
+pub fn postgres_message(error: &postgres::Error) -> String {
+    if let Some(db) = error.as_db_error() {
+        let mut message = db.message().to_string();
+        if let Some(detail) = db.detail() {
+            message.push_str(&format!(" ({detail})"));
+        }
+        if let Some(hint) = db.hint() {
+            message.push_str(&format!("; hint: {hint}"));
+        }
+        return message;
+    }
+    let mut message = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        message.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    redact(&message)
+}
+
+/// How long a connection attempt may take before it fails, unless the URL says otherwise: a CI job
+/// must never hang on an unreachable server.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long SQLite waits for another connection's lock before it gives up.
+const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// An open connection to the app's database.
+pub enum Database {
+    /// A SQLite file.
+    Sqlite(rusqlite::Connection),
+    /// A PostgreSQL server.
+    Postgres(postgres::Client),
+}
+
+/// Whether [`Database::open`] may create a SQLite file that does not exist yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Create {
+    /// A missing SQLite file is an error.
+    No,
+    /// A missing SQLite file is created (empty).
+    IfMissing,
+}
+
+impl Database {
+    /// Connects to `url`.
+    pub fn open(url: &DatabaseUrl, create: Create) -> Result<Database> {
+        match url {
+            DatabaseUrl::Sqlite(path) => open_sqlite(path, create).map(Database::Sqlite),
+            DatabaseUrl::Postgres(_) => {
+                let mut config = url.postgres_config().expect("a postgres URL");
+                if config.get_connect_timeout().is_none() {
+                    config.connect_timeout(CONNECT_TIMEOUT);
+                }
+                // sslmode=require means "encrypted", as libpq reads it: the certificate is not
+                // verified, which is what hosted servers with their own CAs expect.
+                let tls = native_tls::TlsConnector::builder()
+                    .danger_accept_invalid_certs(true)
+                    .danger_accept_invalid_hostnames(true)
+                    .build()
+                    .map_err(|e| Error::PostgresConnect {
+                        url: url.to_string(),
+                        message: format!("TLS setup failed: {e}"),
+                    })?;
+                let tls = postgres_native_tls::MakeTlsConnector::new(tls);
+                config
+                    .connect(tls)
+                    .map(Database::Postgres)
+                    .map_err(|e| Error::PostgresConnect {
+                        url: url.to_string(),
+                        message: postgres_message(&e),
+                    })
+            }
+        }
+    }
+
+    /// The backend of this connection.
+    pub fn backend(&self) -> Backend {
+        match self {
+            Database::Sqlite(_) => Backend::Sqlite,
+            Database::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    fn dialect(&self) -> Dialect {
+        match self {
+            Database::Sqlite(_) => Dialect::Sqlite,
+            Database::Postgres(_) => Dialect::Postgres,
+        }
+    }
+
+    /// Runs statements that return no rows.
+    pub fn execute_batch(&mut self, sql: &str) -> Result<()> {
+        match self {
+            Database::Sqlite(conn) => conn.execute_batch(sql)?,
+            Database::Postgres(client) => client.batch_execute(sql)?,
+        }
+        Ok(())
+    }
+
+    /// Runs a query that returns one integer (NULL reads as `None`).
+    pub fn query_i64(&mut self, sql: &str) -> Result<Option<i64>> {
+        Ok(match self {
+            Database::Sqlite(conn) => conn.query_row(sql, [], |row| row.get(0))?,
+            Database::Postgres(client) => client.query_one(sql, &[])?.get(0),
+        })
+    }
+
+    /// Runs `work` in a read-write transaction: committed when it returns `Ok`, rolled back otherwise,
+    /// so that the database is either fully changed or exactly as before.
+    pub fn transaction<T, E: From<Error>>(
+        &mut self,
+        work: impl FnOnce(&mut Database) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let begin = match self {
+            // IMMEDIATE takes the write lock now, so a concurrent writer fails fast, not at commit.
+            Database::Sqlite(_) => "BEGIN IMMEDIATE",
+            Database::Postgres(_) => "BEGIN",
+        };
+        self.run_in_transaction(begin, work)
+    }
+
+    /// Runs `work` in one read-only transaction, so every table is read at the same moment even
+    /// while the app writes.
+    pub fn read_snapshot<T, E: From<Error>>(
+        &mut self,
+        work: impl FnOnce(&mut Database) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let begin = match self {
+            Database::Sqlite(_) => "BEGIN DEFERRED",
+            Database::Postgres(_) => "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+        };
+        self.run_in_transaction(begin, work)
+    }
+
+    fn run_in_transaction<T, E: From<Error>>(
+        &mut self,
+        begin: &str,
+        work: impl FnOnce(&mut Database) -> Result<T, E>,
+    ) -> Result<T, E> {
+        self.execute_batch(begin)?;
+        match work(self) {
+            Ok(value) => {
+                self.execute_batch("COMMIT")?;
+                Ok(value)
+            }
+            Err(error) => {
+                // The work's error is the one to report; a failed rollback also ends the transaction
+                // (the connection is dropped right after by every caller).
+                let _ = self.execute_batch("ROLLBACK");
+                Err(error)
+            }
+        }
+    }
+
+    fn table_exists(&mut self, name: &str) -> Result<bool> {
+        Ok(match self {
+            Database::Sqlite(conn) => conn
+                .prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1")?
+                .exists([name])?,
+            Database::Postgres(client) => client
+                .query_one("SELECT to_regclass($1) IS NOT NULL", &[&name])?
+                .get(0),
+        })
+    }
+
+    /// The schema version recorded in the database, or `None` when it has no schema.
+    pub fn schema_version(&mut self) -> Result<Option<i64>> {
+        if !self.table_exists(MIGRATIONS_TABLE)? {
+            return Ok(None);
+        }
+        self.query_i64(&format!("SELECT max(version) FROM {MIGRATIONS_TABLE}"))
+    }
+
+    /// Fails unless the database has exactly the schema version this build expects; `url` names the
+    /// database in the message.
+    pub fn check_schema_version(&mut self, url: &DatabaseUrl) -> Result<()> {
+        match self.schema_version()? {
+            None => Err(Error::NoSchema(url.to_string())),
+            Some(SCHEMA_VERSION) => Ok(()),
+            Some(found) => Err(Error::SchemaVersion {
+                url: url.to_string(),
+                found,
+            }),
+        }
+    }
+
+    /// Creates or updates the schema to [`SCHEMA_VERSION`]; returns the versions it applied (none
+    /// when the database was up to date). Each version is applied in its own transaction.
+    pub fn migrate(&mut self) -> Result<Vec<i64>> {
+        let dialect = self.dialect();
+        self.execute_batch(&schema::create_migrations_table(dialect))?;
+        let current = self.schema_version()?.unwrap_or(0);
+        if current > SCHEMA_VERSION {
+            return Err(Error::SchemaVersion {
+                url: "the database".into(),
+                found: current,
+            });
+        }
+        let mut applied = Vec::new();
+        for version in current + 1..=SCHEMA_VERSION {
+            self.transaction(|db| {
+                let mut sql = migration(version, dialect).join(";\n");
+                sql.push_str(&format!(
+                    ";\nINSERT INTO {MIGRATIONS_TABLE} (version, applied_at) VALUES ({version}, {})",
+                    match dialect {
+                        Dialect::Sqlite => "strftime('%Y-%m-%d %H:%M:%f', 'now')",
+                        Dialect::Postgres => "now()",
+                    }
+                ));
+                db.execute_batch(&sql)
+            })?;
+            applied.push(version);
+        }
+        Ok(applied)
+    }
+
+    /// The number of rows in each table, in dependency order.
+    pub fn row_counts(&mut self) -> Result<Vec<(&'static Table, u64)>> {
+        TABLES
+            .iter()
+            .map(|table| {
+                let count = self
+                    .query_i64(&format!("SELECT count(*) FROM {}", table.name))?
+                    .unwrap_or(0);
+                Ok((table, count as u64))
+            })
+            .collect()
+    }
+
+    /// Deletes every row of every table (children first), leaving the schema.
+    pub fn delete_all_rows(&mut self) -> Result<()> {
+        match self {
+            Database::Sqlite(_) => {
+                for table in TABLES.iter().rev() {
+                    self.execute_batch(&format!("DELETE FROM {}", table.name))?;
+                }
+                Ok(())
+            }
+            Database::Postgres(_) => {
+                let names: Vec<&str> = TABLES.iter().map(|t| t.name).collect();
+                self.execute_batch(&format!("TRUNCATE {}", names.join(", ")))
+            }
+        }
+    }
+
+    /// Moves PostgreSQL's identity sequences past the highest id of each table, so that the app's
+    /// next insert after rows were written with explicit ids does not collide. SQLite needs nothing:
+    /// its `INTEGER PRIMARY KEY` always continues from the highest id.
+    pub fn reset_id_sequences(&mut self) -> Result<()> {
+        if let Database::Postgres(_) = self {
+            for table in TABLES {
+                self.execute_batch(&format!(
+                    "SELECT setval(pg_get_serial_sequence('{t}', '{PRIMARY_KEY}'), \
+                     coalesce(max({PRIMARY_KEY}), 0) + 1, false) FROM {t}",
+                    t = table.name
+                ))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The first row of `table` (lowest id) whose reference in some column points at no row, as
+    /// `(id, column, referenced id)`.
+    pub fn find_dangling_reference(
+        &mut self,
+        table: &'static Table,
+    ) -> Result<Option<(i64, &'static str, i64)>> {
+        for (column, fk) in table.foreign_keys() {
+            let sql = format!(
+                "SELECT c.{PRIMARY_KEY}, c.{col} FROM {child} c WHERE c.{col} IS NOT NULL AND NOT EXISTS \
+                 (SELECT 1 FROM {parent} p WHERE p.{PRIMARY_KEY} = c.{col}) ORDER BY c.{PRIMARY_KEY} LIMIT 1",
+                col = column.name,
+                child = table.name,
+                parent = fk.table,
+            );
+            let found: Option<(i64, i64)> = match self {
+                Database::Sqlite(conn) => {
+                    let mut statement = conn.prepare(&sql)?;
+                    let mut rows = statement.query([])?;
+                    match rows.next()? {
+                        Some(row) => Some((row.get(0)?, row.get(1)?)),
+                        None => None,
+                    }
+                }
+                Database::Postgres(client) => client
+                    .query_opt(&sql, &[])?
+                    .map(|row| (row.get(0), row.get(1))),
+            };
+            if let Some((id, value)) = found {
+                return Ok(Some((id, column.name, value)));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Calls `each` with every row of `table`, by id ascending, typed as the schema says; rows are
+    /// streamed, never all held in memory. Returns the number of rows.
+    pub fn for_each_row<E: From<Error>>(
+        &mut self,
+        table: &'static Table,
+        mut each: impl FnMut(&[Value]) -> Result<(), E>,
+    ) -> Result<u64, E> {
+        let sql = format!(
+            "SELECT {} FROM {} ORDER BY {PRIMARY_KEY}",
+            table.column_list(),
+            table.name
+        );
+        let mut values = vec![Value::Null; table.columns.len()];
+        let mut count = 0;
+        match self {
+            Database::Sqlite(conn) => {
+                let mut statement = conn.prepare(&sql).map_err(Error::from)?;
+                let mut rows = statement.query([]).map_err(Error::from)?;
+                while let Some(row) = rows.next().map_err(Error::from)? {
+                    for (i, column) in table.columns.iter().enumerate() {
+                        let raw = row.get_ref(i).map_err(Error::from)?;
+                        values[i] = sqlite_value(raw, column.ty).ok_or_else(|| {
+                            bad_stored_value(table, &values, column.name, raw, column.ty)
+                        })?;
+                    }
+                    each(&values)?;
+                    count += 1;
+                }
+            }
+            Database::Postgres(client) => {
+                let params: [&(dyn ToSql + Sync); 0] = [];
+                let mut rows = client.query_raw(&sql, params).map_err(Error::from)?;
+                while let Some(row) = rows.next().map_err(Error::from)? {
+                    for (i, column) in table.columns.iter().enumerate() {
+                        values[i] = postgres_value(&row, i, column.ty).map_err(Error::from)?;
+                    }
+                    each(&values)?;
+                    count += 1;
+                }
+            }
+        }
+        Ok(count)
+    }
+
+    /// Starts a bulk insert into `table`, with values for every column in schema order: a prepared
+    /// statement on SQLite, binary `COPY` on PostgreSQL. Call inside [`Database::transaction`].
+    pub fn insert_rows(&mut self, table: &'static Table) -> Result<RowWriter<'_>> {
+        let columns = table.column_list();
+        Ok(match self {
+            Database::Sqlite(conn) => {
+                let placeholders: Vec<String> =
+                    (1..=table.columns.len()).map(|i| format!("?{i}")).collect();
+                let sql = format!(
+                    "INSERT INTO {} ({columns}) VALUES ({})",
+                    table.name,
+                    placeholders.join(", ")
+                );
+                RowWriter::Sqlite(conn.prepare(&sql)?)
+            }
+            Database::Postgres(client) => {
+                let sink = client.copy_in(&format!(
+                    "COPY {} ({columns}) FROM STDIN (FORMAT binary)",
+                    table.name
+                ))?;
+                let types: Vec<Type> = table.columns.iter().map(|c| postgres_type(c.ty)).collect();
+                RowWriter::Postgres(BinaryCopyInWriter::new(sink, &types))
+            }
+        })
+    }
+}
+
+/// A bulk insert in progress; see [`Database::insert_rows`].
+pub enum RowWriter<'a> {
+    /// A prepared `INSERT`.
+    Sqlite(rusqlite::Statement<'a>),
+    /// A binary `COPY ... FROM STDIN`.
+    Postgres(BinaryCopyInWriter<'a>),
+}
+
+impl RowWriter<'_> {
+    /// Inserts one row: a value for each column, in schema order.
+    pub fn write(&mut self, row: &[Value]) -> Result<()> {
+        match self {
+            RowWriter::Sqlite(statement) => {
+                statement.execute(rusqlite::params_from_iter(row))?;
+            }
+            RowWriter::Postgres(writer) => {
+                writer.write_raw(row.iter().map(|v| v as &(dyn ToSql + Sync)))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Ends the insert; on PostgreSQL this is when the server checks the rows it received.
+    pub fn finish(self) -> Result<()> {
+        if let RowWriter::Postgres(writer) = self {
+            writer.finish()?;
+        }
+        Ok(())
+    }
+}
+
+fn open_sqlite(path: &Path, create: Create) -> Result<rusqlite::Connection> {
+    use rusqlite::OpenFlags;
+    let shown = path.display().to_string();
+    let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    match create {
+        Create::No if !path.exists() => return Err(Error::SqliteMissing(shown)),
+        Create::No => {}
+        Create::IfMissing => flags |= OpenFlags::SQLITE_OPEN_CREATE,
+    }
+    let open_error = |source| Error::SqliteOpen {
+        path: shown.clone(),
+        source,
+    };
+    let conn = rusqlite::Connection::open_with_flags(path, flags).map_err(open_error)?;
+    conn.busy_timeout(SQLITE_BUSY_TIMEOUT).map_err(open_error)?;
+    // Reading the schema proves that the file is a SQLite database, not just any file.
+    conn.execute_batch("PRAGMA foreign_keys = ON; SELECT count(*) FROM sqlite_master;")
+        .map_err(open_error)?;
+    Ok(conn)
+}
+
+/// The statements of schema version `version`. Version 1 creates the schema as [`TABLES`] describes
+/// it; later versions will be explicit `ALTER`s kept here.
+fn migration(version: i64, dialect: Dialect) -> Vec<String> {
+    match version {
+        1 => schema::create_statements(dialect),
+        _ => unreachable!("no migration to version {version}"),
+    }
+}
+
+fn sqlite_value(raw: ValueRef<'_>, ty: ColumnType) -> Option<Value> {
+    Some(match (raw, ty) {
+        (ValueRef::Null, _) => Value::Null,
+        (ValueRef::Integer(i), ColumnType::Integer) => Value::Integer(i),
+        (ValueRef::Integer(i @ (0 | 1)), ColumnType::Boolean) => Value::Boolean(i == 1),
+        (ValueRef::Real(r), ColumnType::Real) => Value::Real(r),
+        (ValueRef::Integer(i), ColumnType::Real) => Value::Real(i as f64),
+        (ValueRef::Text(t), ColumnType::Text) => Value::Text(std::str::from_utf8(t).ok()?.into()),
+        (ValueRef::Text(t), ColumnType::Date) => {
+            Value::Date(parse_date(std::str::from_utf8(t).ok()?)?)
+        }
+        (ValueRef::Text(t), ColumnType::Timestamp) => {
+            Value::Timestamp(parse_timestamp(std::str::from_utf8(t).ok()?)?)
+        }
+        _ => return None,
+    })
+}
+
+fn bad_stored_value(
+    table: &'static Table,
+    values: &[Value],
+    column: &'static str,
+    raw: ValueRef<'_>,
+    ty: ColumnType,
+) -> Error {
+    let id = match values.first() {
+        Some(Value::Integer(id)) => *id,
+        _ => 0,
+    };
+    let found = match raw {
+        ValueRef::Text(t) | ValueRef::Blob(t) => String::from_utf8_lossy(t).into_owned(),
+        other => format!("{other:?}"),
+    };
+    Error::BadStoredValue {
+        table: table.name,
+        id,
+        column,
+        found,
+        ty,
+    }
+}
+
+fn postgres_value(row: &postgres::Row, i: usize, ty: ColumnType) -> Result<Value, postgres::Error> {
+    fn get<'a, T: postgres::types::FromSql<'a>>(
+        row: &'a postgres::Row,
+        i: usize,
+        wrap: impl FnOnce(T) -> Value,
+    ) -> Result<Value, postgres::Error> {
+        Ok(row.try_get::<_, Option<T>>(i)?.map_or(Value::Null, wrap))
+    }
+    match ty {
+        ColumnType::Integer => get(row, i, Value::Integer),
+        ColumnType::Real => get(row, i, Value::Real),
+        ColumnType::Text => get(row, i, Value::Text),
+        ColumnType::Boolean => get(row, i, Value::Boolean),
+        ColumnType::Date => get::<NaiveDate>(row, i, Value::Date),
+        ColumnType::Timestamp => get::<DateTime<Utc>>(row, i, Value::Timestamp),
+    }
+}
+
+fn postgres_type(ty: ColumnType) -> Type {
+    match ty {
+        ColumnType::Integer => Type::INT8,
+        ColumnType::Real => Type::FLOAT8,
+        ColumnType::Text => Type::TEXT,
+        ColumnType::Boolean => Type::BOOL,
+        ColumnType::Date => Type::DATE,
+        ColumnType::Timestamp => Type::TIMESTAMPTZ,
+    }
+}
+
+impl rusqlite::ToSql for Value {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(match self {
+            Value::Null => ToSqlOutput::Borrowed(ValueRef::Null),
+            Value::Integer(i) => ToSqlOutput::Borrowed(ValueRef::Integer(*i)),
+            Value::Real(r) => ToSqlOutput::Borrowed(ValueRef::Real(*r)),
+            Value::Text(t) => ToSqlOutput::Borrowed(ValueRef::Text(t.as_bytes())),
+            Value::Boolean(b) => ToSqlOutput::Borrowed(ValueRef::Integer(i64::from(*b))),
+            Value::Date(d) => {
+                let mut text = String::with_capacity(10);
+                write_date(&mut text, *d);
+                ToSqlOutput::from(text)
+            }
+            Value::Timestamp(t) => {
+                let mut text = String::with_capacity(26);
+                write_timestamp(&mut text, t, ' ');
+                ToSqlOutput::from(text)
+            }
+        })
+    }
+}
+
+impl ToSql for Value {
+    fn to_sql(
+        &self,
+        ty: &Type,
+        out: &mut bytes::BytesMut,
+    ) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        match self {
+            Value::Null => Ok(IsNull::Yes),
+            Value::Integer(i) => i.to_sql(ty, out),
+            Value::Real(r) => r.to_sql(ty, out),
+            Value::Text(t) => t.to_sql(ty, out),
+            Value::Boolean(b) => b.to_sql(ty, out),
+            Value::Date(d) => d.to_sql(ty, out),
+            Value::Timestamp(t) => t.to_sql(ty, out),
+        }
+    }
+
+    fn accepts(_: &Type) -> bool {
+        // Each variant's own `to_sql` checks the type it is written as.
+        true
+    }
+
+    to_sql_checked!();
+}

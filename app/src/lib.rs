@@ -1,0 +1,16 @@
+//! The TOEFL Dashboard application library: the schema ([`schema`]), the database layer ([`db`]) on
+//! SQLite and PostgreSQL, the database URL ([`url`]) and the domain's vocabularies ([`domain`]).
+//!
+//! The operations tooling in `xtask` builds on this crate and never names a table or column itself.
+
+pub mod db;
+pub mod demo;
+pub mod domain;
+pub mod schema;
+pub mod url;
+pub mod value;
+
+pub use db::{Create, Database, Error, RowWriter};
+pub use schema::{Column, ColumnType, Table, SCHEMA_VERSION, TABLES};
+pub use url::{Backend, DatabaseUrl};
+pub use value::Value;

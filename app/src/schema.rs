@@ -1,0 +1,461 @@
+//! The one description of the database: tables, columns, types, keys and checks, in dependency order.
+//!
+//! Everything else derives from [`TABLES`]: the DDL of both backends, the xtask's queries, the export
+//! format and the import's validation. Nothing outside this module spells a table or column name.
+
+use crate::domain::{CefrLevel, GradeKind, Role};
+
+/// The schema version this build of the app creates and expects; recorded in `schema_migrations`.
+pub const SCHEMA_VERSION: i64 = 1;
+
+/// The table that records which schema versions have been applied. It is bookkeeping, not data:
+/// exports and row counts leave it out.
+pub const MIGRATIONS_TABLE: &str = "schema_migrations";
+
+/// The name of the integer primary key that every table has.
+pub const PRIMARY_KEY: &str = "id";
+
+/// A column's value type, the same on every backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColumnType {
+    /// A signed 64-bit integer.
+    Integer,
+    /// A 64-bit float.
+    Real,
+    /// Unicode text.
+    Text,
+    /// `true` or `false` (0 or 1 on SQLite).
+    Boolean,
+    /// A calendar date, `YYYY-MM-DD`.
+    Date,
+    /// A UTC instant with microsecond precision.
+    Timestamp,
+}
+
+impl ColumnType {
+    /// The column type in `dialect`: SQLite's STRICT type, or PostgreSQL's as
+    /// `information_schema.columns.data_type` spells it.
+    pub fn sql_type(self, dialect: Dialect) -> &'static str {
+        use ColumnType::*;
+        match (dialect, self) {
+            (Dialect::Sqlite, Integer | Boolean) => "INTEGER",
+            (Dialect::Sqlite, Real) => "REAL",
+            (Dialect::Sqlite, Text | Date | Timestamp) => "TEXT",
+            (Dialect::Postgres, Integer) => "bigint",
+            (Dialect::Postgres, Real) => "double precision",
+            (Dialect::Postgres, Text) => "text",
+            (Dialect::Postgres, Boolean) => "boolean",
+            (Dialect::Postgres, Date) => "date",
+            (Dialect::Postgres, Timestamp) => "timestamp with time zone",
+        }
+    }
+}
+
+/// A constraint on the values of one column.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Check {
+    /// An integer between `min` and `max`, inclusive.
+    IntegerRange { min: i64, max: i64 },
+    /// A real between `min` and `max`, inclusive.
+    RealRange { min: f64, max: f64 },
+    /// One of these strings.
+    OneOf(&'static [&'static str]),
+}
+
+impl Check {
+    /// Whether `value` passes; NULL is left to the column's nullability.
+    pub fn allows(&self, value: &crate::Value) -> bool {
+        use crate::Value;
+        match (self, value) {
+            (_, Value::Null) => true,
+            (Check::IntegerRange { min, max }, Value::Integer(v)) => (*min..=*max).contains(v),
+            (Check::RealRange { min, max }, Value::Real(v)) => (*min..=*max).contains(v),
+            (Check::OneOf(options), Value::Text(v)) => options.contains(&v.as_str()),
+            _ => false,
+        }
+    }
+
+    /// The SQL condition on column `column`, the same text on both backends.
+    pub fn sql(&self, column: &str) -> String {
+        match self {
+            Check::IntegerRange { min, max } => format!("{column} BETWEEN {min} AND {max}"),
+            Check::RealRange { min, max } => format!("{column} BETWEEN {min:?} AND {max:?}"),
+            Check::OneOf(options) => {
+                let quoted: Vec<String> = options.iter().map(|o| format!("'{o}'")).collect();
+                format!("{column} IN ({})", quoted.join(", "))
+            }
+        }
+    }
+}
+
+/// What a foreign key does when the row it points to is deleted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnDelete {
+    /// The referencing row is deleted too.
+    Cascade,
+    /// The reference becomes NULL.
+    SetNull,
+}
+
+/// A reference from a column to the primary key of another table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ForeignKey {
+    /// The referenced table (always by its primary key).
+    pub table: &'static str,
+    /// The action when the referenced row goes.
+    pub on_delete: OnDelete,
+}
+
+/// One column of a table.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Column {
+    /// The column name.
+    pub name: &'static str,
+    /// The value type.
+    pub ty: ColumnType,
+    /// Whether NULL is allowed.
+    pub nullable: bool,
+    /// Whether values are unique across the table.
+    pub unique: bool,
+    /// The table this column refers to, if any; such columns are also indexed.
+    pub references: Option<ForeignKey>,
+    /// A constraint on the values.
+    pub check: Option<Check>,
+}
+
+/// One table: its columns in order, the first of which is the integer primary key `id`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Table {
+    /// The table name.
+    pub name: &'static str,
+    /// The columns in schema order, `id` first.
+    pub columns: &'static [Column],
+}
+
+impl Table {
+    /// The column called `name`.
+    pub fn column(&self, name: &str) -> Option<&'static Column> {
+        self.columns.iter().find(|c| c.name == name)
+    }
+
+    /// The position of column `name` in [`Table::columns`].
+    pub fn column_index(&self, name: &str) -> Option<usize> {
+        self.columns.iter().position(|c| c.name == name)
+    }
+
+    /// The columns that refer to other tables.
+    pub fn foreign_keys(&self) -> impl Iterator<Item = (&'static Column, ForeignKey)> {
+        self.columns
+            .iter()
+            .filter_map(|c| c.references.map(|fk| (c, fk)))
+    }
+
+    /// The comma-separated column list, in schema order.
+    pub fn column_list(&self) -> String {
+        let names: Vec<&str> = self.columns.iter().map(|c| c.name).collect();
+        names.join(", ")
+    }
+
+    /// The name of the foreign key constraint on `column`, PostgreSQL's default spelling.
+    pub fn foreign_key_name(&self, column: &Column) -> String {
+        format!("{}_{}_fkey", self.name, column.name)
+    }
+}
+
+/// The table called `name`.
+pub fn table(name: &str) -> Option<&'static Table> {
+    TABLES.iter().find(|t| t.name == name)
+}
+
+const fn column(name: &'static str, ty: ColumnType) -> Column {
+    Column {
+        name,
+        ty,
+        nullable: true,
+        unique: false,
+        references: None,
+        check: None,
+    }
+}
+
+const fn required(name: &'static str, ty: ColumnType) -> Column {
+    Column {
+        nullable: false,
+        ..column(name, ty)
+    }
+}
+
+const fn checked(column: Column, check: Check) -> Column {
+    Column {
+        check: Some(check),
+        ..column
+    }
+}
+
+const fn unique(column: Column) -> Column {
+    Column {
+        unique: true,
+        ..column
+    }
+}
+
+const fn reference(column: Column, table: &'static str, on_delete: OnDelete) -> Column {
+    Column {
+        references: Some(ForeignKey { table, on_delete }),
+        ..column
+    }
+}
+
+use ColumnType::{Boolean, Date, Integer, Real, Text, Timestamp};
+
+const ID: Column = required(PRIMARY_KEY, Integer);
+const SECTION: Check = Check::IntegerRange { min: 0, max: 30 };
+const TOTAL: Check = Check::IntegerRange { min: 0, max: 120 };
+const CEFR: Check = Check::OneOf(&CefrLevel::NAMES);
+
+/// Every data table, parents before the tables that refer to them.
+pub const TABLES: &[Table] = &[
+    Table {
+        name: "users",
+        columns: &[
+            ID,
+            unique(required("username", Text)),
+            unique(required("email", Text)),
+            required("password_hash", Text),
+            checked(required("role", Text), Check::OneOf(&Role::NAMES)),
+            required("is_active", Boolean),
+            required("created_at", Timestamp),
+            column("last_login_at", Timestamp),
+        ],
+    },
+    Table {
+        name: "teachers",
+        columns: &[
+            ID,
+            unique(reference(
+                column("user_id", Integer),
+                "users",
+                OnDelete::SetNull,
+            )),
+            required("name", Text),
+            column("email", Text),
+            column("phone", Text),
+            required("created_at", Timestamp),
+        ],
+    },
+    Table {
+        name: "classes",
+        columns: &[
+            ID,
+            required("name", Text),
+            reference(column("teacher_id", Integer), "teachers", OnDelete::SetNull),
+            checked(column("cefr_target", Text), CEFR),
+            column("schedule", Text),
+            column("starts_on", Date),
+            column("ends_on", Date),
+            required("created_at", Timestamp),
+        ],
+    },
+    Table {
+        name: "students",
+        columns: &[
+            ID,
+            required("name", Text),
+            column("email", Text),
+            reference(column("class_id", Integer), "classes", OnDelete::SetNull),
+            checked(column("reading", Integer), SECTION),
+            checked(column("listening", Integer), SECTION),
+            checked(column("speaking", Integer), SECTION),
+            checked(column("writing", Integer), SECTION),
+            checked(column("total_score", Integer), TOTAL),
+            checked(column("cefr_level", Text), CEFR),
+            column("notes", Text),
+            required("created_at", Timestamp),
+            column("updated_at", Timestamp),
+        ],
+    },
+    Table {
+        name: "grades",
+        columns: &[
+            ID,
+            reference(
+                required("student_id", Integer),
+                "students",
+                OnDelete::Cascade,
+            ),
+            required("taken_on", Date),
+            checked(required("kind", Text), Check::OneOf(&GradeKind::NAMES)),
+            checked(column("reading", Integer), SECTION),
+            checked(column("listening", Integer), SECTION),
+            checked(column("speaking", Integer), SECTION),
+            checked(column("writing", Integer), SECTION),
+            checked(column("total_score", Integer), TOTAL),
+            checked(column("cefr_level", Text), CEFR),
+            checked(
+                column("percentile", Real),
+                Check::RealRange {
+                    min: 0.0,
+                    max: 100.0,
+                },
+            ),
+            column("comments", Text),
+            required("created_at", Timestamp),
+        ],
+    },
+];
+
+/// The `users` table: accounts that log in to the dashboard.
+pub const USERS: &Table = &TABLES[0];
+/// The `teachers` table.
+pub const TEACHERS: &Table = &TABLES[1];
+/// The `classes` table.
+pub const CLASSES: &Table = &TABLES[2];
+/// The `students` table, with each student's current scores.
+pub const STUDENTS: &Table = &TABLES[3];
+/// The `grades` table: every test result, over time.
+pub const GRADES: &Table = &TABLES[4];
+
+/// The SQL dialect a piece of DDL is written for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    /// SQLite, with STRICT tables.
+    Sqlite,
+    /// PostgreSQL.
+    Postgres,
+}
+
+/// The statements that create every table and index of [`TABLES`] in `dialect`.
+pub fn create_statements(dialect: Dialect) -> Vec<String> {
+    let mut statements = Vec::new();
+    for table in TABLES {
+        statements.push(create_table(table, dialect));
+        for (column, _) in table.foreign_keys().filter(|(c, _)| !c.unique) {
+            statements.push(format!(
+                "CREATE INDEX {table}_{column}_idx ON {table} ({column})",
+                table = table.name,
+                column = column.name
+            ));
+        }
+    }
+    statements
+}
+
+fn create_table(table: &Table, dialect: Dialect) -> String {
+    let columns: Vec<String> = table
+        .columns
+        .iter()
+        .map(|column| column_definition(table, column, dialect))
+        .collect();
+    let strict = match dialect {
+        Dialect::Sqlite => " STRICT",
+        Dialect::Postgres => "",
+    };
+    format!(
+        "CREATE TABLE {} (\n    {}\n){strict}",
+        table.name,
+        columns.join(",\n    ")
+    )
+}
+
+fn column_definition(table: &Table, column: &Column, dialect: Dialect) -> String {
+    let name = column.name;
+    let mut sql = format!("{name} {}", column.ty.sql_type(dialect));
+    if name == PRIMARY_KEY {
+        sql.push_str(match dialect {
+            // INTEGER PRIMARY KEY is SQLite's rowid: new rows get max(id) + 1.
+            Dialect::Sqlite => " PRIMARY KEY",
+            Dialect::Postgres => " GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY",
+        });
+        return sql;
+    }
+    if !column.nullable {
+        sql.push_str(" NOT NULL");
+    }
+    if column.unique {
+        sql.push_str(" UNIQUE");
+    }
+    let mut checks: Vec<String> = column.check.iter().map(|c| c.sql(name)).collect();
+    if dialect == Dialect::Sqlite {
+        checks.extend(sqlite_format_check(column));
+    }
+    for check in checks {
+        sql.push_str(&format!(" CHECK ({check})"));
+    }
+    if let Some(fk) = column.references {
+        let action = match fk.on_delete {
+            OnDelete::Cascade => "CASCADE",
+            OnDelete::SetNull => "SET NULL",
+        };
+        sql.push_str(&format!(
+            " CONSTRAINT {} REFERENCES {} ({PRIMARY_KEY}) ON DELETE {action}",
+            table.foreign_key_name(column),
+            fk.table,
+        ));
+        if dialect == Dialect::Postgres {
+            // Import checks every reference itself before commit, with errors that name the row.
+            sql.push_str(" DEFERRABLE INITIALLY IMMEDIATE");
+        }
+    }
+    sql
+}
+
+/// SQLite stores booleans, dates and timestamps in INTEGER and TEXT columns; these checks keep them in
+/// the one canonical form that every reader can rely on, as PostgreSQL's own types do.
+fn sqlite_format_check(column: &Column) -> Option<String> {
+    let name = column.name;
+    match column.ty {
+        ColumnType::Boolean => Some(format!("{name} IN (0, 1)")),
+        ColumnType::Date => Some(format!("{name} = date({name})")),
+        ColumnType::Timestamp => Some(format!(
+            "length({name}) = 26 AND strftime('%Y-%m-%d %H:%M:%S', {name}) = substr({name}, 1, 19) \
+             AND substr({name}, 20, 1) = '.' AND substr({name}, 21) NOT GLOB '*[^0-9]*'"
+        )),
+        ColumnType::Integer | ColumnType::Real | ColumnType::Text => None,
+    }
+}
+
+/// The statement that creates the migrations table in `dialect`.
+pub fn create_migrations_table(dialect: Dialect) -> String {
+    let strict = match dialect {
+        Dialect::Sqlite => " STRICT",
+        Dialect::Postgres => "",
+    };
+    format!(
+        "CREATE TABLE IF NOT EXISTS {MIGRATIONS_TABLE} (\n    version {} PRIMARY KEY,\n    \
+         applied_at {} NOT NULL\n){strict}",
+        Integer.sql_type(dialect),
+        Timestamp.sql_type(dialect),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tables_come_after_the_tables_they_refer_to() {
+        for (position, table) in TABLES.iter().enumerate() {
+            assert_eq!(table.columns[0].name, PRIMARY_KEY, "{}", table.name);
+            for (column, fk) in table.foreign_keys() {
+                let parent = TABLES.iter().position(|t| t.name == fk.table);
+                assert!(
+                    parent.is_some_and(|p| p < position),
+                    "{}.{} refers to {}, which must come earlier",
+                    table.name,
+                    column.name,
+                    fk.table
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn checks_accept_and_reject() {
+        use crate::Value;
+        assert!(SECTION.allows(&Value::Integer(30)));
+        assert!(!SECTION.allows(&Value::Integer(31)));
+        assert!(CEFR.allows(&Value::Text("C2".into())));
+        assert!(!CEFR.allows(&Value::Text("C3".into())));
+        assert!(CEFR.allows(&Value::Null));
+    }
+}

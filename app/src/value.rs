@@ -1,0 +1,147 @@
+//! One column value, typed as the schema says, and the canonical text forms of dates and timestamps.
+
+use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, NaiveTime, Timelike, Utc};
+use std::fmt::Write as _;
+
+use crate::schema::ColumnType;
+
+/// A value of one of the schema's [`ColumnType`]s, or NULL.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    /// SQL NULL.
+    Null,
+    /// An integer column's value.
+    Integer(i64),
+    /// A real column's value.
+    Real(f64),
+    /// A text column's value.
+    Text(String),
+    /// A boolean column's value.
+    Boolean(bool),
+    /// A date column's value.
+    Date(NaiveDate),
+    /// A timestamp column's value, in UTC with microsecond precision.
+    Timestamp(DateTime<Utc>),
+}
+
+impl Value {
+    /// Whether this value can be stored in a column of type `ty` (NULL fits any type).
+    pub fn fits(&self, ty: ColumnType) -> bool {
+        matches!(
+            (self, ty),
+            (Value::Null, _)
+                | (Value::Integer(_), ColumnType::Integer)
+                | (Value::Real(_), ColumnType::Real)
+                | (Value::Text(_), ColumnType::Text)
+                | (Value::Boolean(_), ColumnType::Boolean)
+                | (Value::Date(_), ColumnType::Date)
+                | (Value::Timestamp(_), ColumnType::Timestamp)
+        )
+    }
+}
+
+/// Appends `date` as `YYYY-MM-DD`.
+pub fn write_date(out: &mut String, date: NaiveDate) {
+    let _ = write!(
+        out,
+        "{:04}-{:02}-{:02}",
+        date.year(),
+        date.month(),
+        date.day()
+    );
+}
+
+/// Appends `time` as `YYYY-MM-DD<separator>HH:MM:SS.ffffff`: `' '` for SQLite's storage, `'T'` (and a
+/// trailing `Z` added by the caller) for the export format.
+pub fn write_timestamp(out: &mut String, time: &DateTime<Utc>, separator: char) {
+    write_date(out, time.date_naive());
+    let _ = write!(
+        out,
+        "{separator}{:02}:{:02}:{:02}.{:06}",
+        time.hour(),
+        time.minute(),
+        time.second(),
+        time.nanosecond() / 1000
+    );
+}
+
+/// Parses `YYYY-MM-DD`.
+pub fn parse_date(text: &str) -> Option<NaiveDate> {
+    let b = text.as_bytes();
+    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+        return None;
+    }
+    NaiveDate::from_ymd_opt(
+        i32::try_from(digits(&b[0..4])?).ok()?,
+        digits(&b[5..7])?,
+        digits(&b[8..10])?,
+    )
+}
+
+/// Parses `YYYY-MM-DD HH:MM:SS.ffffff` (or with `T` between date and time), optionally followed by
+/// `Z`, as a UTC instant. Exactly six fractional digits: the one form this app stores and exports.
+pub fn parse_timestamp(text: &str) -> Option<DateTime<Utc>> {
+    let text = text.strip_suffix('Z').unwrap_or(text);
+    let b = text.as_bytes();
+    if b.len() != 26 || !matches!(b[10], b' ' | b'T') || b[13] != b':' || b[16] != b':' {
+        return None;
+    }
+    if b[19] != b'.' {
+        return None;
+    }
+    let date = parse_date(&text[..10])?;
+    let time = NaiveTime::from_hms_micro_opt(
+        digits(&b[11..13])?,
+        digits(&b[14..16])?,
+        digits(&b[17..19])?,
+        digits(&b[20..26])?,
+    )?;
+    Some(NaiveDateTime::new(date, time).and_utc())
+}
+
+fn digits(bytes: &[u8]) -> Option<u32> {
+    bytes.iter().try_fold(0u32, |n, &b| {
+        b.is_ascii_digit().then(|| n * 10 + u32::from(b - b'0'))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_round_trip_with_microseconds() {
+        let text = "2024-02-29T23:59:59.000001Z";
+        let parsed = parse_timestamp(text).unwrap();
+        let mut out = String::new();
+        write_timestamp(&mut out, &parsed, 'T');
+        out.push('Z');
+        assert_eq!(out, text);
+        assert_eq!(
+            parse_timestamp("2024-02-29 23:59:59.000001"),
+            Some(parsed),
+            "SQLite's stored form"
+        );
+    }
+
+    #[test]
+    fn malformed_dates_and_timestamps_are_rejected() {
+        for bad in [
+            "2023-02-29",
+            "2024-13-01",
+            "2024-1-01",
+            "20240101",
+            "2024-01-0x",
+        ] {
+            assert_eq!(parse_date(bad), None, "{bad}");
+        }
+        for bad in [
+            "2024-01-01T00:00:00Z",
+            "2024-01-01T00:00:00.123Z",
+            "2024-01-01T24:00:00.000000Z",
+            "2024-01-01X00:00:00.000000Z",
+        ] {
+            assert_eq!(parse_timestamp(bad), None, "{bad}");
+        }
+    }
+}

@@ -1,0 +1,342 @@
+//! The foundation: migrate, seed, database URLs and TLS.
+
+use app::schema::{Dialect, OnDelete, PRIMARY_KEY};
+use app::{Backend, DatabaseUrl, TABLES};
+use tests::{Cluster, TestDb, Tls};
+
+use crate::{both_backends, xtask, xtask_ok, xtask_on};
+
+/// One column as a database describes it: name, type, not null.
+type IntrospectedColumn = (String, String, bool);
+/// One foreign key as a database describes it: column, referenced table, delete action.
+type IntrospectedKey = (String, String, OnDelete);
+
+fn introspect(
+    db: &TestDb,
+    table: &str,
+) -> (Vec<IntrospectedColumn>, Vec<IntrospectedKey>, Vec<String>) {
+    match &db.url {
+        DatabaseUrl::Sqlite(path) => {
+            let conn = rusqlite::Connection::open(path).unwrap();
+            let columns = conn
+                .prepare(&format!("PRAGMA table_info({table})"))
+                .unwrap()
+                .query_map([], |r| {
+                    Ok((
+                        r.get(1)?,
+                        r.get(2)?,
+                        r.get::<_, i64>(3)? == 1 || r.get::<_, i64>(5)? == 1,
+                    ))
+                })
+                .unwrap()
+                .map(Result::unwrap)
+                .collect();
+            let keys = conn
+                .prepare(&format!("PRAGMA foreign_key_list({table})"))
+                .unwrap()
+                .query_map([], |r| {
+                    let action: String = r.get(6)?;
+                    Ok((r.get(3)?, r.get(2)?, on_delete(&action)))
+                })
+                .unwrap()
+                .map(Result::unwrap)
+                .collect();
+            let unique = conn
+                .prepare(&format!(
+                    "SELECT ii.name FROM pragma_index_list('{table}') il \
+                     JOIN pragma_index_info(il.name) ii WHERE il.\"unique\" AND il.origin = 'u' ORDER BY ii.name"
+                ))
+                .unwrap()
+                .query_map([], |r| r.get(0))
+                .unwrap()
+                .map(Result::unwrap)
+                .collect();
+            (columns, keys, unique)
+        }
+        DatabaseUrl::Postgres(_) => {
+            let mut client = tests::connect(&db.url);
+            let columns = client
+                .query(
+                    "SELECT column_name::text, data_type::text, is_nullable = 'NO' FROM information_schema.columns \
+                     WHERE table_schema = 'public' AND table_name = $1 ORDER BY ordinal_position",
+                    &[&table],
+                )
+                .unwrap()
+                .iter()
+                .map(|r| (r.get(0), r.get(1), r.get(2)))
+                .collect();
+            let keys = client
+                .query(
+                    "SELECT a.attname::text, c.confrelid::regclass::text, c.confdeltype::text FROM pg_constraint c \
+                     JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1] \
+                     WHERE c.contype = 'f' AND c.conrelid = $1::text::regclass ORDER BY a.attnum",
+                    &[&table],
+                )
+                .unwrap()
+                .iter()
+                .map(|r| {
+                    let action: String = r.get(2);
+                    (r.get(0), r.get(1), if action == "c" { OnDelete::Cascade } else { on_delete(&action) })
+                })
+                .collect();
+            let unique = client
+                .query(
+                    "SELECT a.attname::text FROM pg_constraint c \
+                     JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = ANY (c.conkey) \
+                     WHERE c.contype = 'u' AND c.conrelid = $1::text::regclass ORDER BY a.attname",
+                    &[&table],
+                )
+                .unwrap()
+                .iter()
+                .map(|r| r.get(0))
+                .collect();
+            (columns, keys, unique)
+        }
+    }
+}
+
+fn on_delete(action: &str) -> OnDelete {
+    match action {
+        "CASCADE" => OnDelete::Cascade,
+        "SET NULL" | "n" => OnDelete::SetNull,
+        other => panic!("unexpected delete action {other}"),
+    }
+}
+
+#[test]
+fn migrate_creates_the_described_schema_on_both_backends() {
+    for db in both_backends() {
+        let first = xtask_ok(&db, &["migrate"]);
+        assert!(
+            first.stderr.contains("applied schema version 1"),
+            "{}",
+            first.stderr
+        );
+        let again = xtask_ok(&db, &["migrate"]);
+        assert!(
+            again.stderr.contains("up to date"),
+            "migrate is idempotent: {}",
+            again.stderr
+        );
+        let dialect = match db.url.backend() {
+            Backend::Sqlite => Dialect::Sqlite,
+            Backend::Postgres => Dialect::Postgres,
+        };
+        for table in TABLES {
+            let (columns, keys, unique) = introspect(&db, table.name);
+            let expected: Vec<IntrospectedColumn> = table
+                .columns
+                .iter()
+                .map(|c| {
+                    (
+                        c.name.to_string(),
+                        c.ty.sql_type(dialect).to_string(),
+                        !c.nullable,
+                    )
+                })
+                .collect();
+            assert_eq!(columns, expected, "{} columns on {dialect:?}", table.name);
+            let expected_keys: Vec<IntrospectedKey> = table
+                .foreign_keys()
+                .map(|(c, fk)| (c.name.to_string(), fk.table.to_string(), fk.on_delete))
+                .collect();
+            assert_eq!(
+                keys, expected_keys,
+                "{} foreign keys on {dialect:?}",
+                table.name
+            );
+            let mut expected_unique: Vec<String> = table
+                .columns
+                .iter()
+                .filter(|c| c.unique)
+                .map(|c| c.name.to_string())
+                .collect();
+            expected_unique.sort();
+            assert_eq!(
+                unique, expected_unique,
+                "{} unique columns on {dialect:?}",
+                table.name
+            );
+            assert_eq!(table.columns[0].name, PRIMARY_KEY);
+        }
+        assert_eq!(
+            db.query_i64("SELECT max(version) FROM schema_migrations"),
+            app::SCHEMA_VERSION
+        );
+    }
+}
+
+#[test]
+fn checks_reject_values_outside_the_schema_on_both_backends() {
+    for db in both_backends() {
+        xtask_ok(&db, &["migrate"]);
+        let base = "INSERT INTO students (name, created_at, reading) VALUES ('x', '2024-01-01 00:00:00.000000', ";
+        db.execute(&format!("{base}30)"));
+        for bad in ["31)", "-1)"] {
+            let sql = format!("{base}{bad}");
+            let rejected = std::panic::catch_unwind(|| db.execute(&sql));
+            assert!(
+                rejected.is_err(),
+                "{sql} must be rejected on {}",
+                db.url.backend()
+            );
+        }
+        let level = "INSERT INTO students (name, created_at, cefr_level) VALUES ('y', '2024-01-01 00:00:00.000000', 'C3')";
+        assert!(std::panic::catch_unwind(|| db.execute(level)).is_err());
+    }
+}
+
+fn seed(db: &TestDb, seed: &str, extra: &[&str]) -> tests::Outcome {
+    let mut args = vec!["seed", "--students", "300", "--seed", seed];
+    args.extend(extra);
+    xtask_on(db, &args)
+}
+
+#[test]
+fn seed_is_deterministic_and_consistent_on_both_backends() {
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        let new_db = || match backend {
+            Backend::Sqlite => TestDb::sqlite(),
+            Backend::Postgres => TestDb::postgres(),
+        };
+        let (a, b, c) = (new_db(), new_db(), new_db());
+        assert!(seed(&a, "7", &[]).success);
+        assert!(seed(&b, "7", &[]).success);
+        assert!(seed(&c, "8", &[]).success);
+        assert_eq!(
+            a.content_hash(),
+            b.content_hash(),
+            "same seed, same data on {backend}"
+        );
+        assert_ne!(
+            a.content_hash(),
+            c.content_hash(),
+            "another seed, other data on {backend}"
+        );
+
+        assert_eq!(a.query_i64("SELECT count(*) FROM students"), 300);
+        let grades = a.query_i64("SELECT count(*) FROM grades");
+        assert!(
+            (2_400..=3_600).contains(&grades),
+            "about ten grades a student: {grades}"
+        );
+        let inconsistent = a.query_i64(
+            "SELECT count(*) FROM students WHERE total_score <> reading + listening + speaking + writing \
+             OR (total_score IS NULL) <> (cefr_level IS NULL) OR cefr_level <> CASE \
+             WHEN total_score >= 114 THEN 'C2' WHEN total_score >= 95 THEN 'C1' WHEN total_score >= 72 THEN 'B2' \
+             WHEN total_score >= 42 THEN 'B1' WHEN total_score >= 20 THEN 'A2' ELSE 'A1' END",
+        );
+        assert_eq!(
+            inconsistent, 0,
+            "scores, totals and levels agree on {backend}"
+        );
+        assert!(
+            a.query_i64("SELECT count(*) FROM students WHERE total_score IS NULL") > 0,
+            "some NULLs"
+        );
+        assert!(
+            a.query_i64("SELECT count(*) FROM students WHERE name LIKE '%ã%' OR name LIKE '%ç%'")
+                > 0
+        );
+
+        let before = a.content_hash();
+        let refused = seed(&a, "9", &[]);
+        assert!(
+            !refused.success && refused.stderr.contains("--force"),
+            "{refused:#?}"
+        );
+        assert_eq!(a.content_hash(), before, "a refused seed changes nothing");
+        assert!(seed(&a, "8", &["--force"]).success);
+        assert_eq!(
+            a.content_hash(),
+            c.content_hash(),
+            "--force replaces the data on {backend}"
+        );
+    }
+}
+
+#[test]
+fn seeded_postgres_ids_continue_after_the_seed() {
+    let db = TestDb::postgres();
+    assert!(seed(&db, "1", &[]).success);
+    db.execute(
+        "INSERT INTO users (username, email, password_hash, role, is_active, created_at) \
+                VALUES ('new', 'new@example.com', 'x', 'staff', true, now())",
+    );
+}
+
+#[test]
+fn bad_and_unreachable_urls_get_one_clear_line_without_the_password() {
+    let cases = [
+        ("mysql://me:hunter2@db/toefl", "accepted forms"),
+        ("sqlite:", "names no file"),
+        ("postgres://me:hunter2@127.0.0.1:1/toefl", "cannot connect"),
+        (
+            "sqlite:///nonexistent-dir/x/toefl.db",
+            "cannot open SQLite database",
+        ),
+    ];
+    for (url, expected) in cases {
+        for args in [
+            vec!["migrate", "--database-url", url],
+            vec!["--database-url", url, "migrate"],
+        ] {
+            let outcome = xtask(&args);
+            assert_eq!(outcome.code, Some(1), "{url}: {outcome:#?}");
+            assert!(
+                outcome.stderr.contains(expected),
+                "{url}: {}",
+                outcome.stderr
+            );
+            assert_eq!(
+                outcome.stderr.trim().lines().count(),
+                1,
+                "one line: {}",
+                outcome.stderr
+            );
+            assert!(!outcome.stderr.contains("hunter2"), "{}", outcome.stderr);
+            assert!(!outcome.stderr.contains("panicked"), "{}", outcome.stderr);
+        }
+    }
+}
+
+#[test]
+fn help_lists_every_command() {
+    let help = xtask(&["--help"]);
+    assert!(help.success);
+    for command in ["migrate", "seed"] {
+        assert!(
+            help.stdout.contains(command),
+            "{command} in {}",
+            help.stdout
+        );
+    }
+}
+
+#[test]
+fn sslmode_require_connects_over_tls() {
+    let cluster = Cluster::start(Tls::Required).unwrap_or_else(|e| panic!("{e}"));
+    let DatabaseUrl::Postgres(url) = cluster.url("postgres", "postgres") else {
+        unreachable!()
+    };
+    let tls = xtask(&[
+        "migrate",
+        "--database-url",
+        &format!("{url}?sslmode=require"),
+    ]);
+    assert!(tls.success, "{tls:#?}");
+    let plain = xtask(&[
+        "migrate",
+        "--database-url",
+        &format!("{url}?sslmode=disable"),
+    ]);
+    assert!(
+        !plain.success,
+        "the server only accepts TLS, so this proves TLS was used: {plain:#?}"
+    );
+    assert!(
+        plain.stderr.contains("no encryption") || plain.stderr.contains("pg_hba"),
+        "{}",
+        plain.stderr
+    );
+}

@@ -1,0 +1,437 @@
+//! Support for the end-to-end tests in `tests/e2e`: real SQLite files in temporary directories, a real
+//! PostgreSQL server (the one `TEST_DATABASE_URL` names, or an ephemeral cluster started for the test
+//! run), a database per test, and a content hash that reads the data without the code under test.
+
+use std::hash::{DefaultHasher, Hasher};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::OnceLock;
+
+use app::DatabaseUrl;
+
+/// The password of [`PASSWORD_ROLE`], which logs in with SCRAM: tests use it to check that no
+/// password leaks.
+pub const PASSWORD: &str = "Sup3r-s3cret-päss";
+/// A role that must log in with [`PASSWORD`].
+pub const PASSWORD_ROLE: &str = "toefl_pw";
+
+/// A PostgreSQL server the tests may create databases on.
+pub struct PgServer {
+    /// A superuser URL to the `postgres` maintenance database.
+    pub admin_url: DatabaseUrl,
+    /// The unix socket directory of an ephemeral cluster (`None` for `TEST_DATABASE_URL`).
+    pub socket_dir: Option<PathBuf>,
+}
+
+/// The server for this test run, started on first use. Panics with instructions when PostgreSQL's
+/// server binaries are missing: a PostgreSQL test never passes by skipping.
+pub fn pg_server() -> &'static PgServer {
+    static SERVER: OnceLock<PgServer> = OnceLock::new();
+    SERVER.get_or_init(|| match std::env::var("TEST_DATABASE_URL") {
+        Ok(url) => PgServer {
+            admin_url: DatabaseUrl::parse(&url).expect("TEST_DATABASE_URL is a PostgreSQL URL"),
+            socket_dir: None,
+        },
+        Err(_) => {
+            let cluster = Cluster::start(Tls::Off).unwrap_or_else(|e| panic!("{e}"));
+            let socket_dir = cluster.dir.clone();
+            let server = PgServer {
+                admin_url: cluster.url("postgres", "postgres"),
+                socket_dir: Some(socket_dir),
+            };
+            let mut admin = server.admin();
+            admin
+                .batch_execute(&format!(
+                    "CREATE ROLE {PASSWORD_ROLE} LOGIN SUPERUSER PASSWORD '{PASSWORD}'"
+                ))
+                .expect("create the password role");
+            server
+        }
+    })
+}
+
+impl PgServer {
+    /// A superuser connection to the maintenance database.
+    pub fn admin(&self) -> postgres::Client {
+        connect(&self.admin_url)
+    }
+}
+
+/// Connects with the `postgres` driver directly, not through the code under test.
+pub fn connect(url: &DatabaseUrl) -> postgres::Client {
+    url.postgres_config()
+        .expect("a PostgreSQL URL")
+        .connect(postgres::NoTls)
+        .unwrap_or_else(|e| panic!("cannot connect to {url}: {e}"))
+}
+
+/// Whether an ephemeral cluster speaks TLS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tls {
+    /// Unix socket only, no TLS.
+    Off,
+    /// TCP on 127.0.0.1 with a self-signed certificate, and TLS required for every login.
+    Required,
+}
+
+/// An ephemeral PostgreSQL cluster in a temporary directory. It is stopped and removed when the test
+/// process exits, by a watchdog that outlives it.
+pub struct Cluster {
+    /// The directory holding the data directory and the unix socket.
+    pub dir: PathBuf,
+    /// The port (TCP for [`Tls::Required`], else only the socket's name).
+    pub port: u16,
+    /// Whether TLS is on.
+    pub tls: Tls,
+}
+
+impl Cluster {
+    /// Runs `initdb` and starts the server; as root, the server runs as the `postgres` user.
+    pub fn start(tls: Tls) -> Result<Cluster, String> {
+        let bindir = postgres_bindir()?;
+        let root = is_root();
+        let base = if root {
+            PathBuf::from("/tmp")
+        } else {
+            std::env::temp_dir()
+        };
+        let dir = tempfile::Builder::new()
+            .prefix("toefl-pg-")
+            .tempdir_in(base)
+            .map_err(|e| format!("cannot create a temporary directory: {e}"))?
+            .keep();
+        let data = dir.join("data");
+        let port = match tls {
+            Tls::Off => 5432,
+            Tls::Required => free_port(),
+        };
+        if root {
+            run(Command::new("chown").arg("postgres:postgres").arg(&dir))?;
+        }
+        run(server_command(&bindir, "initdb", root)
+            .args(["-U", "postgres", "-A", "trust", "--no-sync", "-E", "UTF8"])
+            .args(["--locale", "C", "-D"])
+            .arg(&data))?;
+        let mut hba = format!("local all {PASSWORD_ROLE} scram-sha-256\nlocal all all trust\n");
+        let mut listen = String::new();
+        if tls == Tls::Required {
+            run(Command::new("openssl")
+                .args(["req", "-new", "-x509", "-days", "2", "-nodes"])
+                .args(["-subj", "/CN=localhost", "-keyout"])
+                .arg(data.join("server.key"))
+                .arg("-out")
+                .arg(data.join("server.crt")))?;
+            if root {
+                run(Command::new("chown")
+                    .arg("postgres:postgres")
+                    .arg(data.join("server.key"))
+                    .arg(data.join("server.crt")))?;
+            }
+            // Only `hostssl`: a connection without TLS is refused, so a passing test proves TLS.
+            hba.push_str("hostssl all all 127.0.0.1/32 trust\n");
+            listen = "127.0.0.1".into();
+        }
+        let config = format!(
+            "listen_addresses = '{listen}'\nunix_socket_directories = '{}'\nport = {port}\n\
+             ssl = {}\nfsync = off\nmax_connections = 200\n",
+            dir.display(),
+            if tls == Tls::Required { "on" } else { "off" },
+        );
+        append(&data.join("postgresql.auto.conf"), &config)?;
+        std::fs::write(data.join("pg_hba.conf"), hba).map_err(|e| e.to_string())?;
+        run(server_command(&bindir, "pg_ctl", root)
+            .args(["-w", "-s", "-l"])
+            .arg(dir.join("server.log"))
+            .arg("-D")
+            .arg(&data)
+            .arg("start"))?;
+        spawn_watchdog(&bindir, &dir, &data, root)?;
+        Ok(Cluster { dir, port, tls })
+    }
+
+    /// A URL for `user` to database `dbname` on this cluster.
+    pub fn url(&self, user: &str, dbname: &str) -> DatabaseUrl {
+        let url = match self.tls {
+            Tls::Off => format!(
+                "postgresql://{user}@localhost/{dbname}?host={}&port={}",
+                self.dir.display(),
+                self.port
+            ),
+            Tls::Required => format!("postgresql://{user}@127.0.0.1:{}/{dbname}", self.port),
+        };
+        DatabaseUrl::parse(&url).expect("a valid URL")
+    }
+}
+
+fn postgres_bindir() -> Result<PathBuf, String> {
+    let has_tools = |dir: &Path| dir.join("initdb").is_file() && dir.join("pg_ctl").is_file();
+    if let Some(path) = std::env::var_os("PATH") {
+        if let Some(dir) = std::env::split_paths(&path).find(|d| has_tools(d)) {
+            return Ok(dir);
+        }
+    }
+    if let Ok(out) = Command::new("pg_config").arg("--bindir").output() {
+        let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+        if out.status.success() && has_tools(&dir) {
+            return Ok(dir);
+        }
+    }
+    let mut candidates: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path().join("bin"))
+        .filter(|d| has_tools(d))
+        .collect();
+    candidates.sort_by_key(|d| {
+        let version = d.parent().and_then(|v| v.file_name());
+        version.and_then(|v| v.to_str()?.parse::<u32>().ok())
+    });
+    candidates.pop().ok_or_else(|| {
+        "PostgreSQL server binaries (initdb, pg_ctl) not found on PATH, via pg_config, or under \
+         /usr/lib/postgresql/*/bin: install them (e.g. `apt-get install postgresql`) or set \
+         TEST_DATABASE_URL to a server the tests may create databases on"
+            .to_string()
+    })
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+/// `initdb` and `pg_ctl` refuse to run as root: then they run as `postgres`.
+fn server_command(bindir: &Path, tool: &str, root: bool) -> Command {
+    let program = bindir.join(tool);
+    if root {
+        let mut command = Command::new("runuser");
+        command.args(["-u", "postgres", "--"]).arg(program);
+        command
+    } else {
+        Command::new(program)
+    }
+}
+
+fn run(command: &mut Command) -> Result<(), String> {
+    let out = command
+        .output()
+        .map_err(|e| format!("cannot run {command:?}: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "{command:?} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    Ok(())
+}
+
+fn append(path: &Path, text: &str) -> Result<(), String> {
+    use std::io::Write;
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(path)
+        .and_then(|mut f| f.write_all(text.as_bytes()))
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+    listener.local_addr().expect("a local address").port()
+}
+
+/// Stops the server and removes its directory once this process has exited, however it exits.
+fn spawn_watchdog(bindir: &Path, dir: &Path, data: &Path, root: bool) -> Result<(), String> {
+    let pg_ctl = bindir.join("pg_ctl");
+    let as_postgres = if root { "runuser -u postgres -- " } else { "" };
+    let script = format!(
+        "while kill -0 {pid} 2>/dev/null; do sleep 0.5; done; \
+         {as_postgres}'{pg_ctl}' -D '{data}' -m immediate stop >/dev/null 2>&1; rm -rf '{dir}'",
+        pid = std::process::id(),
+        pg_ctl = pg_ctl.display(),
+        data = data.display(),
+        dir = dir.display(),
+    );
+    Command::new("sh")
+        .args(["-c", &script])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map(drop)
+        .map_err(|e| format!("cannot start the cluster's watchdog: {e}"))
+}
+
+/// A database for one test: a SQLite file in its own temporary directory, or a PostgreSQL database
+/// created on [`pg_server`] and dropped at the end.
+pub struct TestDb {
+    /// The URL the commands under test get.
+    pub url: DatabaseUrl,
+    /// The temporary directory (for SQLite, it holds the file; for both, scratch space).
+    pub dir: tempfile::TempDir,
+    postgres_name: Option<String>,
+}
+
+impl TestDb {
+    /// A SQLite URL to a file that does not exist yet.
+    pub fn sqlite() -> TestDb {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        TestDb {
+            url: DatabaseUrl::sqlite(dir.path().join("toefl.db")),
+            dir,
+            postgres_name: None,
+        }
+    }
+
+    /// A new, empty PostgreSQL database.
+    pub fn postgres() -> TestDb {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let server = pg_server();
+        let name = format!(
+            "toefl_test_{}_{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        server
+            .admin()
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .unwrap_or_else(|e| panic!("cannot create database {name}: {e}"));
+        TestDb {
+            url: server.admin_url.with_postgres_database(&name).unwrap(),
+            dir: tempfile::tempdir().expect("a temporary directory"),
+            postgres_name: Some(name),
+        }
+    }
+
+    /// The URL as a string, password included, for `--database-url`.
+    pub fn url_arg(&self) -> String {
+        match &self.url {
+            DatabaseUrl::Sqlite(path) => format!("sqlite://{}", path.display()),
+            DatabaseUrl::Postgres(url) => url.clone(),
+        }
+    }
+
+    /// The same PostgreSQL database, logged in as [`PASSWORD_ROLE`] with its password.
+    pub fn url_with_password(&self) -> String {
+        let name = self
+            .postgres_name
+            .as_ref()
+            .expect("a PostgreSQL test database");
+        let dir = pg_server()
+            .socket_dir
+            .as_ref()
+            .expect("an ephemeral cluster");
+        format!(
+            "postgresql://{PASSWORD_ROLE}:{PASSWORD}@localhost/{name}?host={}&port=5432",
+            dir.display()
+        )
+    }
+
+    /// A hash of every row of every table of the app's schema, read with the drivers directly.
+    pub fn content_hash(&self) -> String {
+        let mut hasher = DefaultHasher::new();
+        for table in app::TABLES {
+            hasher.write(table.name.as_bytes());
+            for row in self.rows_as_text(table) {
+                hasher.write(row.as_bytes());
+                hasher.write_u8(0xff);
+            }
+        }
+        format!("{:016x}", hasher.finish())
+    }
+
+    /// Every row of `table`, by id, each as one line of text.
+    pub fn rows_as_text(&self, table: &app::Table) -> Vec<String> {
+        let sql = format!("SELECT * FROM {} ORDER BY id", table.name);
+        match &self.url {
+            DatabaseUrl::Sqlite(path) => {
+                let conn = rusqlite::Connection::open(path).expect("open the SQLite file");
+                let mut statement = conn.prepare(&sql).expect("a table of the schema");
+                let width = statement.column_count();
+                let rows = statement
+                    .query_map([], |row| {
+                        let values: Vec<String> = (0..width)
+                            .map(|i| format!("{:?}", row.get_ref(i).unwrap()))
+                            .collect();
+                        Ok(values.join("|"))
+                    })
+                    .unwrap();
+                rows.map(Result::unwrap).collect()
+            }
+            DatabaseUrl::Postgres(_) => {
+                let sql = format!("SELECT t::text FROM {} t ORDER BY id", table.name);
+                let mut client = connect(&self.url);
+                let rows = client.query(&sql, &[]).expect("a table of the schema");
+                rows.iter().map(|row| row.get(0)).collect()
+            }
+        }
+    }
+
+    /// Runs SQL statements on the database directly.
+    pub fn execute(&self, sql: &str) {
+        match &self.url {
+            DatabaseUrl::Sqlite(path) => rusqlite::Connection::open(path)
+                .and_then(|c| c.execute_batch(sql))
+                .unwrap_or_else(|e| panic!("{sql}: {e}")),
+            DatabaseUrl::Postgres(_) => connect(&self.url)
+                .batch_execute(sql)
+                .unwrap_or_else(|e| panic!("{sql}: {e}")),
+        }
+    }
+
+    /// Runs a query that returns one integer.
+    pub fn query_i64(&self, sql: &str) -> i64 {
+        match &self.url {
+            DatabaseUrl::Sqlite(path) => rusqlite::Connection::open(path)
+                .and_then(|c| c.query_row(sql, [], |r| r.get(0)))
+                .unwrap_or_else(|e| panic!("{sql}: {e}")),
+            DatabaseUrl::Postgres(_) => connect(&self.url)
+                .query_one(sql, &[])
+                .unwrap_or_else(|e| panic!("{sql}: {e}"))
+                .get(0),
+        }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Some(name) = &self.postgres_name {
+            let _ = pg_server()
+                .admin()
+                .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+        }
+    }
+}
+
+/// What one run of a command gave.
+#[derive(Debug)]
+pub struct Outcome {
+    /// Whether it exited 0.
+    pub success: bool,
+    /// The exit code.
+    pub code: Option<i32>,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+}
+
+/// Runs the xtask binary `bin` with `args`, with `DATABASE_URL` unset and no terminal on stdin.
+pub fn run_xtask(bin: &str, args: &[&str]) -> Outcome {
+    let out = Command::new(bin)
+        .args(args)
+        .env_remove("DATABASE_URL")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run xtask");
+    Outcome {
+        success: out.status.success(),
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}

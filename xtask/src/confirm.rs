@@ -1,0 +1,30 @@
+//! Asking before a destructive step: a question on a terminal, `--yes` to skip it, and a refusal
+//! when there is nobody to ask.
+
+use std::io::{BufRead, IsTerminal, Write};
+
+use crate::Exit;
+
+/// Returns `Ok` when the user agrees to `question` (or passed `--yes`), and an [`Exit::Refused`]
+/// error otherwise. `flag` is the option that skips the question, named in the refusal.
+pub fn confirm(question: &str, yes: bool) -> anyhow::Result<()> {
+    if yes {
+        return Ok(());
+    }
+    let stdin = std::io::stdin();
+    if !stdin.is_terminal() {
+        return Err(Exit::Refused(format!(
+            "refusing to go on without confirmation: no terminal to ask on; pass --yes to confirm ({question})"
+        ))
+        .into());
+    }
+    eprint!("{question} [y/N] ");
+    std::io::stderr().flush()?;
+    let mut answer = String::new();
+    stdin.lock().read_line(&mut answer)?;
+    if matches!(answer.trim().to_lowercase().as_str(), "y" | "yes") {
+        Ok(())
+    } else {
+        Err(Exit::Refused("cancelled: nothing was changed".into()).into())
+    }
+}

@@ -1,0 +1,110 @@
+//! `cargo xtask`: the TOEFL Dashboard's operations tooling, for developers at a terminal and for CI.
+//!
+//! Each command lives in its own module; this file only parses the command line, picks the database
+//! and turns errors into one line on stderr and an exit code.
+
+mod confirm;
+mod files;
+mod migrate;
+mod seed;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use app::DatabaseUrl;
+use clap::{Parser, Subcommand};
+
+const AFTER_HELP: &str = "\
+The database is chosen by --database-url, else by DATABASE_URL, else the development SQLite file
+instance/toefl_dev.db in the workspace. Accepted URL forms: sqlite:PATH and sqlite://PATH (relative to
+the current directory), sqlite:///ABSOLUTE/PATH, postgres://USER:PASSWORD@HOST:PORT/DBNAME and
+postgresql://... (add ?sslmode=require for TLS). Passwords are never shown.
+
+Exit codes: 0 success; 1 error; 2 usage error; 3 confirmation refused.";
+
+/// Operations tooling for the TOEFL Dashboard database (SQLite in development, PostgreSQL in production).
+#[derive(Parser)]
+#[command(name = "cargo xtask", after_help = AFTER_HELP)]
+struct Cli {
+    /// The database to work on [default: the development SQLite file]
+    #[arg(long, global = true, env = "DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create or update the schema on the database
+    Migrate,
+    /// Fill the database with deterministic demo data (refuses a database that has students)
+    Seed(seed::SeedArgs),
+}
+
+/// An error whose exit code is not the generic 1.
+#[derive(Debug)]
+pub enum Exit {
+    /// The user declined, or there was no terminal to ask on and no `--yes`.
+    Refused(String),
+}
+
+impl std::fmt::Display for Exit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Exit::Refused(message) => f.write_str(message),
+        }
+    }
+}
+
+impl std::error::Error for Exit {}
+
+impl Exit {
+    fn code(&self) -> u8 {
+        match self {
+            Exit::Refused(_) => 3,
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            // One line: what failed, then why, each layer after a colon.
+            eprintln!("error: {}", app::url::redact(&format!("{error:#}")));
+            let code = error.downcast_ref::<Exit>().map_or(1, Exit::code);
+            ExitCode::from(code)
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let url = database_url(cli.database_url.as_deref())?;
+    match cli.command {
+        Command::Migrate => migrate::run(&url),
+        Command::Seed(args) => seed::run(&url, &args),
+    }
+}
+
+/// The database the user chose, or the development SQLite file.
+fn database_url(given: Option<&str>) -> anyhow::Result<DatabaseUrl> {
+    match given {
+        Some(url) => Ok(DatabaseUrl::parse(url)?),
+        None => {
+            let dir = project_root().join("instance");
+            std::fs::create_dir_all(&dir)
+                .with_context(|| format!("cannot create directory {}", dir.display()))?;
+            Ok(DatabaseUrl::sqlite(dir.join("toefl_dev.db")))
+        }
+    }
+}
+
+/// The workspace root, whatever the current directory.
+pub fn project_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives one level below the workspace root")
+        .to_path_buf()
+}
