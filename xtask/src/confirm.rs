@@ -6,7 +6,7 @@ use std::io::{BufRead, IsTerminal, Write};
 use crate::Exit;
 
 /// Returns `Ok` when the user agrees to `question` (or passed `--yes`), and an [`Exit::Refused`]
-/// error otherwise. `flag` is the option that skips the question, named in the refusal.
+/// error otherwise; without a terminal, only `--yes` agrees.
 pub fn confirm(question: &str, yes: bool) -> anyhow::Result<()> {
     if yes {
         return Ok(());
@@ -27,4 +27,25 @@ pub fn confirm(question: &str, yes: bool) -> anyhow::Result<()> {
     } else {
         Err(Exit::Refused("cancelled: nothing was changed".into()).into())
     }
+}
+
+/// Asks before `action` replaces all the data of the database at `url`, showing the target (its
+/// password redacted) and what it holds now.
+pub fn confirm_replacing(
+    url: &app::DatabaseUrl,
+    db: &mut app::Database,
+    action: &str,
+    yes: bool,
+) -> anyhow::Result<()> {
+    let holds = match db.schema_version()? {
+        None => "no schema yet".to_string(),
+        Some(_) => {
+            let counts = db.row_counts()?;
+            crate::files::describe_counts(counts.iter().map(|(t, n)| (t.name, *n)))
+        }
+    };
+    confirm(
+        &format!("{action} replaces all data in {url}, which now holds: {holds}. Go on?"),
+        yes,
+    )
 }
