@@ -162,7 +162,7 @@ impl DemoData {
     fn teacher(&self, id: u64) -> Vec<Value> {
         let mut rng = self.rng(2, id);
         let name = person_name(&mut rng);
-        let user_id = (id % 5 != 0).then(|| Value::Integer(id as i64 + 3));
+        let user_id = (!id.is_multiple_of(5)).then(|| Value::Integer(id as i64 + 3));
         vec![
             Value::Integer(id as i64),
             user_id.unwrap_or(Value::Null),

@@ -2,6 +2,7 @@
 //! (see the `tests` support crate for how the server is found or started).
 
 mod foundation;
+mod prune;
 
 use tests::{run_xtask, Outcome, TestDb};
 

@@ -3,9 +3,11 @@
 //! Each command lives in its own module; this file only parses the command line, picks the database
 //! and turns errors into one line on stderr and an exit code.
 
+mod backup_name;
 mod confirm;
 mod files;
 mod migrate;
+mod prune;
 mod seed;
 
 use std::path::{Path, PathBuf};
@@ -40,6 +42,8 @@ enum Command {
     Migrate,
     /// Fill the database with deterministic demo data (refuses a database that has students)
     Seed(seed::SeedArgs),
+    /// Delete old backups and exports by retention rules (files this tool did not name are never touched)
+    Prune(prune::PruneArgs),
 }
 
 /// An error whose exit code is not the generic 1.
@@ -81,10 +85,11 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
-    let url = database_url(cli.database_url.as_deref())?;
+    let url = || database_url(cli.database_url.as_deref());
     match cli.command {
-        Command::Migrate => migrate::run(&url),
-        Command::Seed(args) => seed::run(&url, &args),
+        Command::Migrate => migrate::run(&url()?),
+        Command::Seed(args) => seed::run(&url()?, &args),
+        Command::Prune(args) => prune::run(&args),
     }
 }
 

@@ -1,0 +1,99 @@
+//! The names this tool gives its files: `toefl_{series}_YYYYMMDD_HHMMSS.{extension}`, in UTC. A file
+//! with any other name is not one of ours, and `prune` never touches it.
+
+use chrono::NaiveDateTime;
+
+/// What made a backup file, as its name says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Series {
+    /// `cargo xtask backup`: a native backup.
+    Backup,
+    /// `cargo xtask export`: a JSON export.
+    Export,
+    /// The safety export `cargo xtask import` takes of the target first.
+    PreImport,
+    /// The safety backup `cargo xtask restore` takes of the target first.
+    PreRestore,
+}
+
+impl Series {
+    const ALL: [Series; 4] = [
+        Series::Backup,
+        Series::Export,
+        Series::PreImport,
+        Series::PreRestore,
+    ];
+
+    /// The start of the file name, before the timestamp.
+    pub fn prefix(self) -> &'static str {
+        match self {
+            Series::Backup => "toefl_backup",
+            Series::Export => "toefl_export",
+            Series::PreImport => "toefl_pre_import",
+            Series::PreRestore => "toefl_pre_restore",
+        }
+    }
+}
+
+/// The file extensions this tool writes.
+const EXTENSIONS: [&str; 5] = ["db", "dump", "json", "json.gz", "json.zst"];
+
+/// A file name this tool gave.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackupName {
+    /// What made the file.
+    pub series: Series,
+    /// When, in UTC, to the second.
+    pub taken_at: NaiveDateTime,
+}
+
+impl BackupName {
+    /// Parses a file name (not a path); `None` when this tool did not name it.
+    pub fn parse(file_name: &str) -> Option<BackupName> {
+        let (series, rest) = Series::ALL.iter().find_map(|s| {
+            let rest = file_name.strip_prefix(s.prefix())?.strip_prefix('_')?;
+            Some((*s, rest))
+        })?;
+        let (stamp, extension) = rest.split_once('.')?;
+        if !EXTENSIONS.contains(&extension) || stamp.len() != 15 {
+            return None;
+        }
+        let taken_at = NaiveDateTime::parse_from_str(stamp, "%Y%m%d_%H%M%S").ok()?;
+        Some(BackupName { series, taken_at })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_our_names_parse() {
+        let ours = [
+            ("toefl_backup_20260131_235959.db", Series::Backup),
+            ("toefl_backup_20260131_235959.dump", Series::Backup),
+            ("toefl_export_20260131_235959.json.zst", Series::Export),
+            ("toefl_pre_import_20260101_000000.json", Series::PreImport),
+            ("toefl_pre_restore_20260101_000000.dump", Series::PreRestore),
+        ];
+        for (name, series) in ours {
+            assert_eq!(
+                BackupName::parse(name).map(|n| n.series),
+                Some(series),
+                "{name}"
+            );
+        }
+        let theirs = [
+            "toefl_backup_20260131_235959.db.bak",
+            "toefl_backup_20260131.db",
+            "toefl_backup_20261331_000000.db",
+            "my_backup_20260131_235959.db",
+            "toefl_export_20260131_235959.txt",
+            ".toefl_export_20260131_235959.json.123.partial",
+            "toefl_backup_20260131_2359590.db",
+        ];
+        for name in theirs {
+            assert_eq!(BackupName::parse(name), None, "{name}");
+        }
+    }
+}

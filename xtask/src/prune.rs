@@ -1,0 +1,271 @@
+//! `cargo xtask prune`: retention in the style of restic's `forget`.
+//!
+//! Only files whose names this tool gives (`toefl_backup_*`, `toefl_export_*`, `toefl_pre_import_*`,
+//! `toefl_pre_restore_*`, each with its UTC timestamp) are considered; each of these series is pruned
+//! on its own, so native backups never push out exports. A file is kept when any rule keeps it, and
+//! the newest file of each series is always kept.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use chrono::{Datelike, NaiveDateTime};
+
+use crate::backup_name::{BackupName, Series};
+
+/// Options of `cargo xtask prune`.
+#[derive(clap::Args)]
+#[command(
+    after_help = "Rules work as restic's `forget` does: --keep-daily 7 keeps the newest file \
+of each of the last 7 days that have files, and so on. A file is kept when any rule keeps it; the \
+newest file of each series (backups, exports, pre-import and pre-restore safety copies) is always \
+kept. Files whose names this tool did not give are never touched."
+)]
+pub struct PruneArgs {
+    /// Keep the N newest files of each series
+    #[arg(long, value_name = "N")]
+    keep_last: usize,
+    /// Also keep the newest file of each of the last D days that have files
+    #[arg(long, value_name = "D", default_value_t = 0)]
+    keep_daily: usize,
+    /// Also keep the newest file of each of the last W ISO weeks that have files
+    #[arg(long, value_name = "W", default_value_t = 0)]
+    keep_weekly: usize,
+    /// Also keep the newest file of each of the last M months that have files
+    #[arg(long, value_name = "M", default_value_t = 0)]
+    keep_monthly: usize,
+    /// List what would be deleted, and delete nothing
+    #[arg(long)]
+    dry_run: bool,
+    /// The directory to prune [default: the workspace's backups/]
+    #[arg(long, value_name = "DIR")]
+    dir: Option<PathBuf>,
+}
+
+/// How many of each kind of period to keep.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Policy {
+    /// The newest files.
+    pub last: usize,
+    /// Days.
+    pub daily: usize,
+    /// ISO weeks.
+    pub weekly: usize,
+    /// Calendar months.
+    pub monthly: usize,
+}
+
+/// Deletes (or with `--dry-run`, lists) what the rules do not keep.
+pub fn run(args: &PruneArgs) -> anyhow::Result<()> {
+    let dir = match &args.dir {
+        Some(dir) => dir.clone(),
+        None => crate::files::backups_dir()?,
+    };
+    let policy = Policy {
+        last: args.keep_last,
+        daily: args.keep_daily,
+        weekly: args.keep_weekly,
+        monthly: args.keep_monthly,
+    };
+    let mut files = Vec::new();
+    let entries = std::fs::read_dir(&dir)
+        .with_context(|| format!("cannot read directory {}", dir.display()))?;
+    for entry in entries {
+        let entry = entry.with_context(|| format!("cannot read directory {}", dir.display()))?;
+        let name = entry.file_name();
+        if let Some(parsed) = name.to_str().and_then(BackupName::parse) {
+            if entry.file_type()?.is_file() {
+                files.push((parsed, entry.path()));
+            }
+        }
+    }
+    let names: Vec<BackupName> = files.iter().map(|(name, _)| name.clone()).collect();
+    let keep = plan(&names, policy);
+    let (mut kept, mut deleted) = (0, 0);
+    for ((_, path), keep) in files.iter().zip(keep) {
+        if keep {
+            kept += 1;
+            continue;
+        }
+        deleted += 1;
+        if args.dry_run {
+            eprintln!("would delete {}", path.display());
+        } else {
+            std::fs::remove_file(path)
+                .with_context(|| format!("cannot delete {}", path.display()))?;
+            eprintln!("deleted {}", path.display());
+        }
+    }
+    let verb = if args.dry_run {
+        "would delete"
+    } else {
+        "deleted"
+    };
+    eprintln!(
+        "{}: kept {kept}, {verb} {deleted} of {} backup files",
+        dir.display(),
+        files.len()
+    );
+    Ok(())
+}
+
+/// Which of `files` to keep under `policy`, in the same order.
+pub fn plan(files: &[BackupName], policy: Policy) -> Vec<bool> {
+    let mut keep = vec![false; files.len()];
+    let mut series: BTreeMap<Series, Vec<usize>> = BTreeMap::new();
+    for (i, file) in files.iter().enumerate() {
+        series.entry(file.series).or_default().push(i);
+    }
+    for mut members in series.into_values() {
+        // Newest first; equal times keep their directory order, so the outcome is deterministic.
+        members.sort_by_key(|&i| std::cmp::Reverse(files[i].taken_at));
+        let newest_first: Vec<NaiveDateTime> = members.iter().map(|&i| files[i].taken_at).collect();
+        for (position, kept) in keep_in_series(&newest_first, policy)
+            .into_iter()
+            .enumerate()
+        {
+            keep[members[position]] = kept;
+        }
+    }
+    keep
+}
+
+/// Which of `times` (newest first) to keep under `policy`.
+fn keep_in_series(times: &[NaiveDateTime], policy: Policy) -> Vec<bool> {
+    type Period = fn(&NaiveDateTime) -> (i32, u32, u32);
+    let rules: [(usize, Period); 3] = [
+        (policy.daily, |t| (t.year(), t.month(), t.day())),
+        (policy.weekly, |t| {
+            let week = t.iso_week();
+            (week.year(), week.week(), 0)
+        }),
+        (policy.monthly, |t| (t.year(), t.month(), 0)),
+    ];
+    let mut keep: Vec<bool> = (0..times.len()).map(|i| i < policy.last.max(1)).collect();
+    for (count, period) in rules {
+        let mut last_period = None;
+        let mut periods_kept = 0;
+        for (i, time) in times.iter().enumerate() {
+            if periods_kept == count {
+                break;
+            }
+            let this = period(time);
+            if last_period != Some(this) {
+                keep[i] = true;
+                last_period = Some(this);
+                periods_kept += 1;
+            }
+        }
+    }
+    keep
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn files(names: &[&str]) -> Vec<BackupName> {
+        names
+            .iter()
+            .map(|n| BackupName::parse(n).unwrap())
+            .collect()
+    }
+
+    fn kept<'a>(names: &[&'a str], policy: Policy) -> Vec<&'a str> {
+        let keep = plan(&files(names), policy);
+        names
+            .iter()
+            .zip(keep)
+            .filter(|(_, k)| *k)
+            .map(|(n, _)| *n)
+            .collect()
+    }
+
+    const DAYS: &[&str] = &[
+        "toefl_export_20260110_230000.json",
+        "toefl_export_20260110_080000.json",
+        "toefl_export_20260109_120000.json",
+        "toefl_export_20260105_120000.json",
+        "toefl_export_20260104_120000.json",
+        "toefl_export_20251231_120000.json",
+        "toefl_export_20251115_120000.json",
+        "toefl_export_20251001_120000.json",
+    ];
+
+    #[test]
+    fn rules_keep_what_restic_would() {
+        let cases: [(Policy, &[&str]); 6] = [
+            (
+                Policy {
+                    last: 2,
+                    ..Policy::default()
+                },
+                &DAYS[..2],
+            ),
+            (
+                // The newest file is always kept, even when no rule asks for it.
+                Policy::default(),
+                &DAYS[..1],
+            ),
+            (
+                Policy {
+                    last: 1,
+                    daily: 3,
+                    ..Policy::default()
+                },
+                &[DAYS[0], DAYS[2], DAYS[3]],
+            ),
+            (
+                // 2026-01-10 and 2026-01-09 are ISO week 2, 2026-01-05 and 01-04 weeks 2 and 1,
+                // 2025-12-31 is week 1 of 2026 too.
+                Policy {
+                    last: 1,
+                    weekly: 2,
+                    ..Policy::default()
+                },
+                &[DAYS[0], DAYS[4]],
+            ),
+            (
+                Policy {
+                    last: 1,
+                    monthly: 3,
+                    ..Policy::default()
+                },
+                &[DAYS[0], DAYS[5], DAYS[6]],
+            ),
+            (
+                Policy {
+                    last: 1,
+                    daily: 100,
+                    ..Policy::default()
+                },
+                &[
+                    DAYS[0], DAYS[2], DAYS[3], DAYS[4], DAYS[5], DAYS[6], DAYS[7],
+                ],
+            ),
+        ];
+        for (policy, expected) in cases {
+            assert_eq!(kept(DAYS, policy), expected, "{policy:?}");
+        }
+    }
+
+    #[test]
+    fn each_series_is_pruned_on_its_own() {
+        let names = [
+            "toefl_export_20260110_120000.json",
+            "toefl_export_20260109_120000.json.gz",
+            "toefl_backup_20260101_120000.db",
+            "toefl_backup_20251201_120000.dump",
+            "toefl_pre_import_20250101_120000.json",
+        ];
+        let policy = Policy {
+            last: 1,
+            ..Policy::default()
+        };
+        assert_eq!(
+            kept(&names, policy),
+            [names[0], names[2], names[4]],
+            "the newest of each series stays"
+        );
+    }
+}
