@@ -115,18 +115,21 @@ impl DemoData {
     }
 
     /// Inserts every row into `db`, whose tables must be empty; call inside a transaction.
-    pub fn write(&self, db: &mut Database) -> Result<()> {
-        write_table(db, USERS, self.teachers + 3, |id| self.user(id))?;
-        write_table(db, TEACHERS, self.teachers, |id| self.teacher(id))?;
-        write_table(db, CLASSES, self.classes, |id| self.class(id))?;
-        write_table(db, STUDENTS, self.students, |id| self.student(id))?;
+    /// `progress` is told how many rows were written, now and then.
+    pub fn write(&self, db: &mut Database, progress: &mut dyn FnMut(u64)) -> Result<()> {
+        write_table(db, USERS, self.teachers + 3, |id| self.user(id), progress)?;
+        write_table(db, TEACHERS, self.teachers, |id| self.teacher(id), progress)?;
+        write_table(db, CLASSES, self.classes, |id| self.class(id), progress)?;
+        write_table(db, STUDENTS, self.students, |id| self.student(id), progress)?;
         let mut writer = db.insert_rows(GRADES)?;
         let mut grade_id = 0;
         for student in 1..=self.students {
-            for grade in self.history(student) {
+            let history = self.history(student);
+            for grade in &history {
                 grade_id += 1;
                 writer.write(&grade.row(grade_id, student))?;
             }
+            progress(history.len() as u64);
         }
         writer.finish()
     }
@@ -300,10 +303,12 @@ fn write_table(
     table: &'static Table,
     rows: u64,
     row: impl Fn(u64) -> Vec<Value>,
+    progress: &mut dyn FnMut(u64),
 ) -> Result<()> {
     let mut writer = db.insert_rows(table)?;
     for id in 1..=rows {
         writer.write(&row(id))?;
+        progress(1);
     }
     writer.finish()
 }

@@ -3,6 +3,7 @@
 
 mod foundation;
 mod prune;
+mod scripting;
 
 use tests::{run_xtask, Outcome, TestDb};
 

@@ -7,7 +7,9 @@ mod backup_name;
 mod confirm;
 mod files;
 mod migrate;
+mod progress;
 mod prune;
+mod report;
 mod seed;
 
 use std::path::{Path, PathBuf};
@@ -32,6 +34,9 @@ struct Cli {
     /// The database to work on [default: the development SQLite file]
     #[arg(long, global = true, env = "DATABASE_URL", hide_env_values = true)]
     database_url: Option<String>,
+    /// Print one machine-readable JSON line on stdout (human messages stay on stderr)
+    #[arg(long, global = true)]
+    json: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -73,12 +78,18 @@ impl Exit {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let json = cli.json;
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             // One line: what failed, then why, each layer after a colon.
-            eprintln!("error: {}", app::url::redact(&format!("{error:#}")));
+            let message = app::url::redact(&format!("{error:#}"));
+            eprintln!("error: {message}");
             let code = error.downcast_ref::<Exit>().map_or(1, Exit::code);
+            if json {
+                let line = serde_json::json!({"ok": false, "error": message, "exit_code": code});
+                println!("{line}");
+            }
             ExitCode::from(code)
         }
     }
@@ -86,11 +97,13 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     let url = || database_url(cli.database_url.as_deref());
-    match cli.command {
+    let report = match cli.command {
         Command::Migrate => migrate::run(&url()?),
         Command::Seed(args) => seed::run(&url()?, &args),
         Command::Prune(args) => prune::run(&args),
-    }
+    }?;
+    report.print(cli.json);
+    Ok(())
 }
 
 /// The database the user chose, or the development SQLite file.

@@ -12,6 +12,7 @@ use anyhow::Context as _;
 use chrono::{Datelike, NaiveDateTime};
 
 use crate::backup_name::{BackupName, Series};
+use crate::report::Report;
 
 /// Options of `cargo xtask prune`.
 #[derive(clap::Args)]
@@ -56,7 +57,8 @@ pub struct Policy {
 }
 
 /// Deletes (or with `--dry-run`, lists) what the rules do not keep.
-pub fn run(args: &PruneArgs) -> anyhow::Result<()> {
+pub fn run(args: &PruneArgs) -> anyhow::Result<Report> {
+    let mut report = Report::start("prune");
     let dir = match &args.dir {
         Some(dir) => dir.clone(),
         None => crate::files::backups_dir()?,
@@ -81,32 +83,38 @@ pub fn run(args: &PruneArgs) -> anyhow::Result<()> {
     }
     let names: Vec<BackupName> = files.iter().map(|(name, _)| name.clone()).collect();
     let keep = plan(&names, policy);
-    let (mut kept, mut deleted) = (0, 0);
-    for ((_, path), keep) in files.iter().zip(keep) {
-        if keep {
-            kept += 1;
-            continue;
-        }
-        deleted += 1;
-        if args.dry_run {
-            eprintln!("would delete {}", path.display());
-        } else {
-            std::fs::remove_file(path)
-                .with_context(|| format!("cannot delete {}", path.display()))?;
-            eprintln!("deleted {}", path.display());
-        }
-    }
     let verb = if args.dry_run {
         "would delete"
     } else {
         "deleted"
     };
-    eprintln!(
-        "{}: kept {kept}, {verb} {deleted} of {} backup files",
+    let (mut kept, mut deleted) = (Vec::new(), Vec::new());
+    for ((_, path), keep) in files.iter().zip(keep) {
+        let shown = path.display().to_string();
+        if keep {
+            kept.push(shown);
+            continue;
+        }
+        if !args.dry_run {
+            std::fs::remove_file(path)
+                .with_context(|| format!("cannot delete {}", path.display()))?;
+        }
+        report.say(format!("{verb} {shown}"));
+        deleted.push(shown);
+    }
+    report.say(format!(
+        "{}: kept {}, {verb} {} of {} backup files",
         dir.display(),
+        kept.len(),
+        deleted.len(),
         files.len()
-    );
-    Ok(())
+    ));
+    report
+        .field("path", dir.display().to_string())
+        .field("dry_run", args.dry_run)
+        .field("kept", kept)
+        .field("deleted", deleted);
+    Ok(report)
 }
 
 /// Which of `files` to keep under `policy`, in the same order.

@@ -1,12 +1,12 @@
 //! `cargo xtask seed`: fills the database with the app's deterministic demo data.
 
-use std::time::Instant;
-
 use app::demo::DemoData;
 use app::schema::STUDENTS;
 use app::{Create, Database, DatabaseUrl};
 
 use crate::files::describe_counts;
+use crate::progress::Progress;
+use crate::report::Report;
 
 /// Options of `cargo xtask seed`.
 #[derive(clap::Args)]
@@ -23,8 +23,8 @@ pub struct SeedArgs {
 }
 
 /// Migrates `url` if needed, then fills it with demo data in one transaction.
-pub fn run(url: &DatabaseUrl, args: &SeedArgs) -> anyhow::Result<()> {
-    let started = Instant::now();
+pub fn run(url: &DatabaseUrl, args: &SeedArgs) -> anyhow::Result<Report> {
+    let mut report = Report::start("seed");
     let mut db = Database::open(url, Create::IfMissing)?;
     db.migrate()?;
     db.transaction(|db| {
@@ -37,16 +37,21 @@ pub fn run(url: &DatabaseUrl, args: &SeedArgs) -> anyhow::Result<()> {
             );
         }
         db.delete_all_rows()?;
-        DemoData::new(args.students, args.seed).write(db)?;
+        let mut progress = Progress::new("seeding", None);
+        DemoData::new(args.students, args.seed).write(db, &mut |rows| progress.add(rows))?;
         Ok(())
     })?;
     db.reset_id_sequences()?;
     let counts = db.row_counts()?;
-    eprintln!(
+    let line = format!(
         "seeded {url} with seed {}: {} in {:.2} s",
         args.seed,
         describe_counts(counts.iter().map(|(t, n)| (t.name, *n))),
-        started.elapsed().as_secs_f64()
+        report.seconds()
     );
-    Ok(())
+    report
+        .say(line)
+        .field("backend", url.backend().as_str())
+        .rows(counts.iter().map(|(t, n)| (t.name, *n)));
+    Ok(report)
 }
