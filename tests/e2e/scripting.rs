@@ -58,3 +58,23 @@ fn failures_exit_non_zero_with_a_json_error_line() {
     let usage = xtask(&["seed", "--students", "many"]);
     assert_eq!(usage.code, Some(2), "usage errors exit 2: {usage:#?}");
 }
+
+#[test]
+fn a_terminal_gets_a_progress_line_with_rows_per_second() {
+    let db = TestDb::sqlite();
+    let command = format!(
+        "{} seed --students 300 --database-url {}",
+        env!("CARGO_BIN_EXE_xtask"),
+        db.url_arg()
+    );
+    // `script` runs the command on a pseudo-terminal, as a person at a terminal would.
+    let out = std::process::Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run script(1) from util-linux");
+    let screen = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{screen}");
+    assert!(screen.contains("rows/s") && screen.contains('\r'), "{screen:?}");
+    assert!(screen.contains("seeded"), "{screen:?}");
+}
