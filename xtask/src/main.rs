@@ -3,9 +3,12 @@
 //! Each command lives in its own module; this file only parses the command line, picks the database
 //! and turns errors into one line on stderr and an exit code.
 
+mod backup;
 mod confirm;
 mod files;
 mod migrate;
+mod pg_tools;
+mod restore;
 mod seed;
 
 use std::path::{Path, PathBuf};
@@ -40,6 +43,10 @@ enum Command {
     Migrate,
     /// Fill the database with deterministic demo data (refuses a database that has students)
     Seed(seed::SeedArgs),
+    /// Write a native backup (SQLite backup API or pg_dump), consistent while the app writes
+    Backup(backup::BackupArgs),
+    /// Replace the database's data with a native backup, after saving the current data
+    Restore(restore::RestoreArgs),
 }
 
 /// An error whose exit code is not the generic 1.
@@ -85,6 +92,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Migrate => migrate::run(&url),
         Command::Seed(args) => seed::run(&url, &args),
+        Command::Backup(args) => backup::run(&url, &args),
+        Command::Restore(args) => restore::run(&url, &args),
     }
 }
 
