@@ -22,6 +22,13 @@ fn xtask_with_path(url: &str, path: &OsStr, args: &[&str]) -> Outcome {
     tests::run_xtask_with_env(env!("CARGO_BIN_EXE_xtask"), &all, &[("PATH", path)])
 }
 
+/// Restores `file` onto `url` without a safety backup, with `PATH` replaced by `path`.
+fn restore_with_path(url: &str, path: &OsStr, file: &Path) -> Outcome {
+    let file = file.to_str().unwrap();
+    let args = ["restore", "--file", file, "--yes", "--no-safety-backup"];
+    xtask_with_path(url, path, &args)
+}
+
 /// A fresh, empty database of `backend`.
 fn fresh(backend: Backend) -> TestDb {
     match backend {
@@ -410,17 +417,7 @@ exit 137"#,
     let mut lock = blocker.transaction().unwrap();
     lock.batch_execute("LOCK TABLE classes IN ACCESS SHARE MODE")
         .unwrap();
-    let out = xtask_with_path(
-        &db.url_arg(),
-        &path,
-        &[
-            "restore",
-            "--file",
-            file.to_str().unwrap(),
-            "--yes",
-            "--no-safety-backup",
-        ],
-    );
+    let out = restore_with_path(&db.url_arg(), &path, &file);
     lock.rollback().unwrap();
     assert!(!out.success, "{out:#?}");
     assert!(
@@ -454,17 +451,7 @@ fn the_password_appears_neither_in_output_nor_in_child_arguments() {
     let before = db.content_hash();
     let outputs = [
         xtask_with_path(&url, &path, &["backup", "--file", file.to_str().unwrap()]),
-        xtask_with_path(
-            &url,
-            &path,
-            &[
-                "restore",
-                "--file",
-                file.to_str().unwrap(),
-                "--yes",
-                "--no-safety-backup",
-            ],
-        ),
+        restore_with_path(&url, &path, &file),
     ];
     let arguments = std::fs::read_to_string(&log).unwrap();
     assert!(
