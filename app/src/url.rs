@@ -363,7 +363,8 @@ mod tests {
             .collect();
         let get = |key: &str| env.iter().find(|(k, _)| *k == key).map(|(_, v)| v.as_str());
         assert_eq!(get("PGHOST"), Some("localhost,/run/pg"));
-        assert_eq!(get("PGPORT"), Some("6543"));
+        // One port per host, as libpq pairs them: the first host has none, so the default.
+        assert_eq!(get("PGPORT"), Some("5432,6543"));
         assert_eq!(get("PGUSER"), Some("u"));
         assert_eq!(get("PGPASSWORD"), Some("p@ss"));
         assert_eq!(get("PGDATABASE"), Some("toefl"));
