@@ -401,24 +401,33 @@ fn a_restore_whose_pg_restore_is_killed_midway_leaves_the_target_unchanged() {
     );
     let before = db.content_hash();
 
-    // The wrapper lets the checks (which read the file only) through; the restore itself runs until
-    // its server session waits for a lock this test holds, i.e. midway, and is then killed.
+    // Midway, for sure: an event trigger makes the restore's first CREATE TABLE (after it dropped
+    // every old table) wait for an advisory lock this test holds. The wrapper lets the checks (which
+    // only read the file) through, and kills the restore once its session waits for that lock.
+    db.execute(
+        "CREATE FUNCTION hold_restore() RETURNS event_trigger LANGUAGE plpgsql \
+         AS $$ BEGIN PERFORM pg_advisory_xact_lock(4242); END $$; \
+         CREATE EVENT TRIGGER hold_restore ON ddl_command_start WHEN TAG IN ('CREATE TABLE') \
+         EXECUTE FUNCTION hold_restore();",
+    );
     let real = real_tool("pg_restore");
     let script = format!(
         r#"case " $* " in *" --dbname "*) ;; *) exec '{real}' "$@";; esac
 '{real}' "$@" & pid=$!
-until [ "$(psql -Atc "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pg_restore' AND wait_event_type = 'Lock'")" != 0 ]; do sleep 0.05; done
+until [ "$(psql -Atc "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pg_restore' AND wait_event = 'advisory'")" != 0 ]; do sleep 0.05; done
 kill -KILL $pid
 exit 137"#,
         real = real.display()
     );
     let path = install_wrapper(&db.dir.path().join("bin"), "pg_restore", &script);
     let mut blocker = tests::connect(&db.url);
-    let mut lock = blocker.transaction().unwrap();
-    lock.batch_execute("LOCK TABLE classes IN ACCESS SHARE MODE")
+    blocker
+        .batch_execute("SELECT pg_advisory_lock(4242)")
         .unwrap();
     let out = restore_with_path(&db.url_arg(), &path, &file);
-    lock.rollback().unwrap();
+    blocker
+        .batch_execute("SELECT pg_advisory_unlock(4242)")
+        .unwrap();
     assert!(!out.success, "{out:#?}");
     assert!(
         out.stderr.contains("pg_restore failed") && out.stderr.contains("is unchanged"),
