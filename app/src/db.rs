@@ -103,7 +103,7 @@ pub fn postgres_message(error: &postgres::Error) -> String {
 
 /// How long a connection attempt may take before it fails, unless the URL says otherwise: a CI job
 /// must never hang on an unreachable server.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How long SQLite waits for another connection's lock before it gives up.
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);

@@ -1,7 +1,13 @@
 //! `DATABASE_URL`: which database, on which backend; shown only with its password redacted.
 
+use std::ffi::{OsStr, OsString};
 use std::fmt;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+
+use postgres::config::{Host, SslMode};
+
+use crate::db::CONNECT_TIMEOUT;
 
 /// The forms a database URL may take, for error messages.
 pub const ACCEPTED_FORMS: &str = "sqlite:PATH, sqlite://PATH (relative to the current directory), \
@@ -111,6 +117,68 @@ impl DatabaseUrl {
             // Validated in `parse`.
             DatabaseUrl::Postgres(url) => url.parse().ok(),
         }
+    }
+
+    /// The connection as libpq environment variables (`PGHOST`, `PGPORT`, `PGUSER`, `PGPASSWORD`,
+    /// `PGDATABASE`, ...), for PostgreSQL's own tools; `None` for SQLite. Tools given these need no
+    /// URL argument, so the password never shows in a process list. When the URL sets no connect
+    /// timeout, the app's own ([`CONNECT_TIMEOUT`]) applies.
+    pub fn libpq_environment(&self) -> Option<Vec<(&'static str, OsString)>> {
+        let config = self.postgres_config()?;
+        let join = |parts: Vec<String>| OsString::from(parts.join(","));
+        let mut env = Vec::new();
+        let hosts: Vec<String> = config
+            .get_hosts()
+            .iter()
+            .map(|host| match host {
+                Host::Tcp(name) => name.clone(),
+                Host::Unix(dir) => dir.display().to_string(),
+            })
+            .collect();
+        if !hosts.is_empty() {
+            env.push(("PGHOST", join(hosts)));
+        }
+        let addresses: Vec<String> = config
+            .get_hostaddrs()
+            .iter()
+            .map(|a| a.to_string())
+            .collect();
+        if !addresses.is_empty() {
+            env.push(("PGHOSTADDR", join(addresses)));
+        }
+        // Always set, so that a PGPORT inherited from the shell cannot point elsewhere than the URL.
+        let ports: Vec<String> = match config.get_ports() {
+            [] => vec!["5432".into()],
+            ports => ports.iter().map(u16::to_string).collect(),
+        };
+        env.push(("PGPORT", join(ports)));
+        if let Some(user) = config.get_user() {
+            env.push(("PGUSER", user.into()));
+        }
+        if let Some(password) = config.get_password() {
+            env.push(("PGPASSWORD", OsStr::from_bytes(password).to_os_string()));
+        }
+        if let Some(dbname) = config.get_dbname() {
+            env.push(("PGDATABASE", dbname.into()));
+        }
+        if let Some(options) = config.get_options() {
+            env.push(("PGOPTIONS", options.into()));
+        }
+        let ssl_mode = match config.get_ssl_mode() {
+            SslMode::Disable => "disable",
+            SslMode::Require => "require",
+            _ => "prefer",
+        };
+        env.push(("PGSSLMODE", ssl_mode.into()));
+        let timeout = config
+            .get_connect_timeout()
+            .copied()
+            .unwrap_or(CONNECT_TIMEOUT);
+        env.push((
+            "PGCONNECT_TIMEOUT",
+            timeout.as_secs().max(1).to_string().into(),
+        ));
+        Some(env)
     }
 
     /// The same server with another database name, for PostgreSQL; `None` for SQLite.
@@ -279,6 +347,30 @@ mod tests {
         let url = DatabaseUrl::parse("postgres://u:hunter2@h/db").unwrap();
         assert_eq!(url.to_string(), "postgres://u:***@h/db");
         assert_eq!(format!("{url:?}"), "DatabaseUrl(postgres://u:***@h/db)");
+    }
+
+    #[test]
+    fn libpq_environment_carries_the_connection_and_the_password() {
+        let url = DatabaseUrl::parse(
+            "postgresql://u:p%40ss@localhost/toefl?host=/run/pg&port=6543&sslmode=require",
+        )
+        .unwrap();
+        let env: Vec<(&str, String)> = url
+            .libpq_environment()
+            .unwrap()
+            .into_iter()
+            .map(|(k, v)| (k, v.into_string().unwrap()))
+            .collect();
+        let get = |key: &str| env.iter().find(|(k, _)| *k == key).map(|(_, v)| v.as_str());
+        assert_eq!(get("PGHOST"), Some("localhost,/run/pg"));
+        // One port per host, as libpq pairs them: the first host has none, so the default.
+        assert_eq!(get("PGPORT"), Some("5432,6543"));
+        assert_eq!(get("PGUSER"), Some("u"));
+        assert_eq!(get("PGPASSWORD"), Some("p@ss"));
+        assert_eq!(get("PGDATABASE"), Some("toefl"));
+        assert_eq!(get("PGSSLMODE"), Some("require"));
+        assert_eq!(get("PGCONNECT_TIMEOUT"), Some("10"));
+        assert!(DatabaseUrl::sqlite("dev.db").libpq_environment().is_none());
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! End-to-end tests: the real `xtask` binary against real SQLite files and a real PostgreSQL server
 //! (see the `tests` support crate for how the server is found or started).
 
+mod backup_restore;
 mod foundation;
 mod prune;
 mod scripting;

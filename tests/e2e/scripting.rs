@@ -75,6 +75,9 @@ fn a_terminal_gets_a_progress_line_with_rows_per_second() {
         .expect("run script(1) from util-linux");
     let screen = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{screen}");
-    assert!(screen.contains("rows/s") && screen.contains('\r'), "{screen:?}");
+    assert!(
+        screen.contains("rows/s") && screen.contains('\r'),
+        "{screen:?}"
+    );
     assert!(screen.contains("seeded"), "{screen:?}");
 }

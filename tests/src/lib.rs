@@ -2,6 +2,7 @@
 //! PostgreSQL server (the one `TEST_DATABASE_URL` names, or an ephemeral cluster started for the test
 //! run), a database per test, and a content hash that reads the data without the code under test.
 
+use std::ffi::OsStr;
 use std::hash::{DefaultHasher, Hasher};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -422,9 +423,15 @@ pub struct Outcome {
 
 /// Runs the xtask binary `bin` with `args`, with `DATABASE_URL` unset and no terminal on stdin.
 pub fn run_xtask(bin: &str, args: &[&str]) -> Outcome {
+    run_xtask_with_env(bin, args, &[])
+}
+
+/// Like [`run_xtask`], with the variables `env` set in its environment (e.g. another `PATH`).
+pub fn run_xtask_with_env(bin: &str, args: &[&str], env: &[(&str, &OsStr)]) -> Outcome {
     let out = Command::new(bin)
         .args(args)
         .env_remove("DATABASE_URL")
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .output()
         .expect("run xtask");

@@ -29,14 +29,22 @@ pub fn confirm(question: &str, yes: bool) -> anyhow::Result<()> {
     }
 }
 
-/// Asks before `action` replaces all the data of the database at `url`, showing the target (its
-/// password redacted) and what it holds now.
-pub fn confirm_replacing(
+/// Opens the target of a destructive `action` once the user agrees to it: the question shows the
+/// target (its password redacted) and what it holds now. A SQLite file that does not exist yet is
+/// created only after the answer, so a refusal leaves nothing behind.
+pub fn open_confirmed_target(
     url: &app::DatabaseUrl,
-    db: &mut app::Database,
     action: &str,
     yes: bool,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<app::Database> {
+    if url.sqlite_path().is_some_and(|path| !path.exists()) {
+        confirm(
+            &format!("{action} creates {url}, which does not exist yet. Go on?"),
+            yes,
+        )?;
+        return Ok(app::Database::open(url, app::Create::IfMissing)?);
+    }
+    let mut db = app::Database::open(url, app::Create::No)?;
     let holds = match db.schema_version()? {
         None => "no schema yet".to_string(),
         Some(_) => {
@@ -47,5 +55,6 @@ pub fn confirm_replacing(
     confirm(
         &format!("{action} replaces all data in {url}, which now holds: {holds}. Go on?"),
         yes,
-    )
+    )?;
+    Ok(db)
 }

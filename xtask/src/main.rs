@@ -3,13 +3,16 @@
 //! Each command lives in its own module; this file only parses the command line, picks the database
 //! and turns errors into one line on stderr and an exit code.
 
+mod backup;
 mod backup_name;
 mod confirm;
 mod files;
 mod migrate;
+mod pg_tools;
 mod progress;
 mod prune;
 mod report;
+mod restore;
 mod seed;
 
 use std::path::{Path, PathBuf};
@@ -47,6 +50,10 @@ enum Command {
     Migrate,
     /// Fill the database with deterministic demo data (refuses a database that has students)
     Seed(seed::SeedArgs),
+    /// Write a native backup (SQLite backup API or pg_dump), consistent while the app writes
+    Backup(backup::BackupArgs),
+    /// Replace the database's data with a native backup, after saving the current data
+    Restore(restore::RestoreArgs),
     /// Delete old backups and exports by retention rules (files this tool did not name are never touched)
     Prune(prune::PruneArgs),
 }
@@ -100,6 +107,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let report = match cli.command {
         Command::Migrate => migrate::run(&url()?),
         Command::Seed(args) => seed::run(&url()?, &args),
+        Command::Backup(args) => backup::run(&url()?, &args),
+        Command::Restore(args) => restore::run(&url()?, &args),
         Command::Prune(args) => prune::run(&args),
     }?;
     report.print(cli.json);

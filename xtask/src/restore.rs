@@ -1,0 +1,320 @@
+//! `cargo xtask restore`: puts a native backup back, all or nothing. The file is known by its
+//! content and checked whole before anything changes; the user confirms; the current data is saved
+//! first; then the target is replaced in one step (SQLite's backup API) or one transaction
+//! (`pg_restore --single-transaction`).
+
+use std::ffi::OsStr;
+use std::io::Read as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use app::schema::MIGRATIONS_TABLE;
+use app::{Backend, Database, DatabaseUrl, SCHEMA_VERSION, TABLES};
+use rusqlite::{Connection, OpenFlags};
+
+use crate::backup::{self, check_integrity, copy_whole_database};
+use crate::confirm::open_confirmed_target;
+use crate::files::{describe_counts, timestamped_path};
+use crate::pg_tools::PgTool;
+use crate::report::Report;
+
+/// Options of `cargo xtask restore`.
+#[derive(clap::Args)]
+pub struct RestoreArgs {
+    /// The backup to restore: a SQLite backup or a pg_dump custom-format dump made by
+    /// `cargo xtask backup` (recognised by its content, whatever its name)
+    #[arg(long, value_name = "PATH")]
+    file: PathBuf,
+    /// Replace the database's data without asking (needed without a terminal)
+    #[arg(long)]
+    yes: bool,
+    /// Do not save the current data to backups/toefl_pre_restore_* first
+    #[arg(long)]
+    no_safety_backup: bool,
+}
+
+/// What a file is, from its first bytes.
+#[derive(Debug, PartialEq, Eq)]
+enum FileKind {
+    /// A SQLite database.
+    Sqlite,
+    /// A pg_dump custom-format archive, with its format version (major, minor).
+    PostgresDump(u8, u8),
+    /// A JSON export of `cargo xtask export`.
+    JsonExport,
+    /// Something else, described for the message.
+    Unknown(&'static str),
+}
+
+impl FileKind {
+    /// Identifies a file by its `head` (its first few kilobytes).
+    fn of(head: &[u8]) -> FileKind {
+        if head.starts_with(b"SQLite format 3\0") {
+            FileKind::Sqlite
+        } else if let Some([major, minor, _revision]) =
+            head.strip_prefix(b"PGDMP").and_then(|v| v.get(..3))
+        {
+            FileKind::PostgresDump(*major, *minor)
+        } else if head.trim_ascii_start().starts_with(b"{")
+            && head
+                .windows(b"toefl-dashboard-export".len())
+                .any(|w| w == b"toefl-dashboard-export")
+        {
+            FileKind::JsonExport
+        } else if head.starts_with(&[0x1f, 0x8b]) {
+            FileKind::Unknown("gzip-compressed: decompress it first")
+        } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+            FileKind::Unknown("zstd-compressed: decompress it first")
+        } else if head.is_empty() {
+            FileKind::Unknown("it is empty")
+        } else {
+            FileKind::Unknown("neither a SQLite database nor a pg_dump custom-format dump")
+        }
+    }
+
+    fn backend(&self) -> Option<Backend> {
+        match self {
+            FileKind::Sqlite => Some(Backend::Sqlite),
+            FileKind::PostgresDump(..) => Some(Backend::Postgres),
+            FileKind::JsonExport | FileKind::Unknown(_) => None,
+        }
+    }
+}
+
+/// Restores `--file` onto the database at `url`.
+pub fn run(url: &DatabaseUrl, args: &RestoreArgs) -> anyhow::Result<Report> {
+    let mut report = Report::start("restore");
+    let path = &args.file;
+    let kind = identify(path)?;
+    check_backend(path, &kind, url.backend())?;
+    // The whole file is checked before the target is even opened.
+    let check = match kind {
+        FileKind::Sqlite => check_sqlite_backup(path)?,
+        FileKind::PostgresDump(major, minor) => check_postgres_dump(path, (major, minor))?,
+        FileKind::JsonExport | FileKind::Unknown(_) => unreachable!("refused by check_backend"),
+    };
+    let action = format!("restoring {}", path.display());
+    let mut db = open_confirmed_target(url, &action, args.yes)?;
+    if args.no_safety_backup {
+        eprintln!("no safety backup of {url} (--no-safety-backup)");
+    } else {
+        save_current_data(url, &mut db)?;
+    }
+    match check {
+        Checked::Sqlite(backup) => {
+            let Database::Sqlite(target) = &mut db else {
+                unreachable!("checked by check_backend")
+            };
+            copy_whole_database(&backup, target).with_context(|| {
+                format!("restoring {} failed; {url} is unchanged", path.display())
+            })?;
+        }
+        Checked::Postgres(pg_restore) => restore_dump(&pg_restore, url, path)?,
+    }
+    db.check_schema_version(url)?;
+    let counts = db.row_counts()?;
+    let line = format!(
+        "restored {} onto {url} in {:.2} s; rows: {}",
+        path.display(),
+        report.seconds(),
+        describe_counts(counts.iter().map(|(t, n)| (t.name, *n)))
+    );
+    report
+        .say(line)
+        .field("path", path.display().to_string())
+        .field("kind", "native")
+        .field("backend", url.backend().as_str())
+        .rows(counts.iter().map(|(t, n)| (t.name, *n)));
+    Ok(report)
+}
+
+/// Reads the first bytes of `path` to tell what it is.
+fn identify(path: &Path) -> anyhow::Result<FileKind> {
+    let mut head = Vec::with_capacity(4096);
+    std::fs::File::open(path)
+        .and_then(|file| file.take(4096).read_to_end(&mut head))
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    Ok(FileKind::of(&head))
+}
+
+/// Refuses a file that is not a native backup for `target`, saying which command takes it.
+fn check_backend(path: &Path, kind: &FileKind, target: Backend) -> anyhow::Result<()> {
+    let shown = path.display();
+    match (kind, kind.backend()) {
+        (FileKind::JsonExport, _) => anyhow::bail!(
+            "{shown} is a JSON export, not a native backup: load it with `cargo xtask import --file {shown}`"
+        ),
+        (FileKind::Unknown(what), _) => anyhow::bail!(
+            "{shown} is not a backup this tool knows ({what}); restore takes a SQLite backup or a \
+             pg_dump custom-format dump made by `cargo xtask backup`, and `cargo xtask import` takes \
+             a JSON export"
+        ),
+        (_, Some(backend)) if backend != target => anyhow::bail!(
+            "{shown} is a {backend} backup, but the target is a {target} database: a native backup \
+             restores only onto its own backend; to move data between backends, run `cargo xtask \
+             export` on the source and `cargo xtask import` on the target"
+        ),
+        _ => Ok(()),
+    }
+}
+
+/// A backup that passed its checks, ready to restore.
+enum Checked {
+    /// The SQLite backup, open read-only.
+    Sqlite(Connection),
+    /// A dump that pg_restore reads whole, and that pg_restore.
+    Postgres(PgTool),
+}
+
+/// Opens a SQLite backup read-only and checks its integrity and its schema version.
+fn check_sqlite_backup(path: &Path) -> anyhow::Result<Checked> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    check_integrity(&conn, path)?;
+    let mut backup = Database::Sqlite(conn);
+    match backup
+        .schema_version()
+        .with_context(|| format!("{} is damaged", path.display()))?
+    {
+        Some(SCHEMA_VERSION) => {}
+        None => anyhow::bail!(
+            "{} is a SQLite database without the app's schema, not a backup made by `cargo xtask backup`",
+            path.display()
+        ),
+        Some(found) => anyhow::bail!(
+            "{} has schema version {found}, but this tool expects version {SCHEMA_VERSION}: \
+             restore it with the version of this tool that made it",
+            path.display()
+        ),
+    }
+    let Database::Sqlite(conn) = backup else {
+        unreachable!("opened as SQLite")
+    };
+    Ok(Checked::Sqlite(conn))
+}
+
+/// Checks a dump with pg_restore: that this pg_restore can read its format, that it holds the app's
+/// tables, and that every byte of it can be read (a truncated dump fails here, not midway).
+fn check_postgres_dump(path: &Path, format: (u8, u8)) -> anyhow::Result<Checked> {
+    let pg_restore = PgTool::find("pg_restore")?;
+    let listing = pg_restore.output(None, &[OsStr::new("--list"), path.as_os_str()])?;
+    if !listing.status.success() {
+        if String::from_utf8_lossy(&listing.stderr).contains("unsupported version") {
+            anyhow::bail!(
+                "{} was made by a newer pg_dump (archive format {}.{}) than pg_restore {} can read: \
+                 install a newer PostgreSQL client and put it first on PATH; nothing was changed",
+                path.display(),
+                format.0,
+                format.1,
+                pg_restore.version()?
+            );
+        }
+        return Err(pg_restore.failure(&listing))
+            .with_context(|| format!("{} is not a readable dump", path.display()));
+    }
+    let listing = String::from_utf8_lossy(&listing.stdout);
+    let names = TABLES.iter().map(|t| t.name).chain([MIGRATIONS_TABLE]);
+    let missing: Vec<&str> = names.filter(|name| !lists_table(&listing, name)).collect();
+    if !missing.is_empty() {
+        anyhow::bail!(
+            "{} is not a dump of the app's database: it has no table {}",
+            path.display(),
+            missing.join(", ")
+        );
+    }
+    pg_restore
+        .run(None, &[OsStr::new("--file=/dev/null"), path.as_os_str()])
+        .with_context(|| format!("{} is damaged or truncated", path.display()))?;
+    Ok(Checked::Postgres(pg_restore))
+}
+
+/// Whether a `pg_restore --list` listing has a `TABLE <schema> <name> <owner>` entry for `name`.
+fn lists_table(listing: &str, name: &str) -> bool {
+    listing.lines().any(|line| {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        words.windows(3).any(|w| w[0] == "TABLE" && w[2] == name)
+    })
+}
+
+/// Saves the target's current data with the `backup` command's own code, unless there is none.
+fn save_current_data(url: &DatabaseUrl, db: &mut Database) -> anyhow::Result<()> {
+    let has_data = db.schema_version()?.is_some() && db.row_counts()?.iter().any(|(_, n)| *n > 0);
+    if !has_data {
+        eprintln!("no safety backup: {url} holds no data");
+        return Ok(());
+    }
+    let path = timestamped_path("toefl_pre_restore", backup::extension(url.backend()))?;
+    let written = backup::write_backup(url, db, &path, false)
+        .context("the safety backup failed, so nothing was restored")?;
+    eprintln!("safety backup of {url}: {} ({written})", path.display());
+    Ok(())
+}
+
+/// Restores a checked dump onto `url` in one transaction: on any error the server rolls it back.
+fn restore_dump(pg_restore: &PgTool, url: &DatabaseUrl, path: &Path) -> anyhow::Result<()> {
+    let config = url.postgres_config().expect("a PostgreSQL URL");
+    // Only the name: the rest of the connection, password included, is in the environment.
+    let dbname = config
+        .get_dbname()
+        .or(config.get_user())
+        .unwrap_or_default();
+    let args = [
+        OsStr::new("--clean"),
+        OsStr::new("--if-exists"),
+        OsStr::new("--no-owner"),
+        OsStr::new("--single-transaction"),
+        OsStr::new("--exit-on-error"),
+        OsStr::new("--dbname"),
+        OsStr::new(dbname),
+        path.as_os_str(),
+    ];
+    pg_restore.run(Some(url), &args).with_context(|| {
+        format!(
+            "restoring {} failed; {url} is unchanged: the restore runs in one transaction",
+            path.display()
+        )
+    })?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn files_are_known_by_their_content() {
+        let cases: [(&[u8], FileKind); 7] = [
+            (b"SQLite format 3\0rest", FileKind::Sqlite),
+            (b"PGDMP\x01\x0e\x00rest", FileKind::PostgresDump(1, 14)),
+            (
+                b" {\"format\": \"toefl-dashboard-export\"}",
+                FileKind::JsonExport,
+            ),
+            (
+                b"{\"other\": 1}",
+                FileKind::Unknown("neither a SQLite database nor a pg_dump custom-format dump"),
+            ),
+            (
+                b"\x1f\x8b\x08",
+                FileKind::Unknown("gzip-compressed: decompress it first"),
+            ),
+            (
+                b"\x28\xb5\x2f\xfd",
+                FileKind::Unknown("zstd-compressed: decompress it first"),
+            ),
+            (b"", FileKind::Unknown("it is empty")),
+        ];
+        for (head, kind) in cases {
+            assert_eq!(FileKind::of(head), kind, "{head:?}");
+        }
+    }
+
+    #[test]
+    fn tables_in_a_listing() {
+        let listing = "; comment\n215; 1259 16390 TABLE public grades postgres\n\
+                       3350; 0 16390 TABLE DATA public grades postgres\n";
+        assert!(lists_table(listing, "grades"));
+        assert!(!lists_table(listing, "students"));
+    }
+}
