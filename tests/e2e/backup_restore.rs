@@ -527,8 +527,18 @@ fn a_refused_restore_onto_a_missing_sqlite_file_leaves_nothing_behind() {
     let target = TestDb::sqlite();
     let refused = xtask_on(&target, &["restore", "--file", file.to_str().unwrap()]);
     assert_eq!(refused.code, Some(3), "{refused:#?}");
-    assert!(refused.stderr.contains("does not exist yet"), "{}", refused.stderr);
-    assert!(!target.url.sqlite_path().unwrap().exists(), "nothing created");
-    xtask_ok(&target, &["restore", "--file", file.to_str().unwrap(), "--yes"]);
+    assert!(
+        refused.stderr.contains("does not exist yet"),
+        "{}",
+        refused.stderr
+    );
+    assert!(
+        !target.url.sqlite_path().unwrap().exists(),
+        "nothing created"
+    );
+    xtask_ok(
+        &target,
+        &["restore", "--file", file.to_str().unwrap(), "--yes"],
+    );
     assert_eq!(target.content_hash(), source.content_hash());
 }

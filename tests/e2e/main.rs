@@ -5,6 +5,7 @@ mod backup_restore;
 mod foundation;
 mod prune;
 mod scripting;
+mod verify;
 
 use tests::{run_xtask, Outcome, TestDb};
 

@@ -4,6 +4,7 @@
 //! and turns errors into one line on stderr and an exit code.
 
 mod backup;
+mod backup_file;
 mod backup_name;
 mod confirm;
 mod files;
@@ -14,6 +15,7 @@ mod prune;
 mod report;
 mod restore;
 mod seed;
+mod verify;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -28,7 +30,7 @@ instance/toefl_dev.db in the workspace. Accepted URL forms: sqlite:PATH and sqli
 the current directory), sqlite:///ABSOLUTE/PATH, postgres://USER:PASSWORD@HOST:PORT/DBNAME and
 postgresql://... (add ?sslmode=require for TLS). Passwords are never shown.
 
-Exit codes: 0 success; 1 error; 2 usage error; 3 confirmation refused.";
+Exit codes: 0 success; 1 error; 2 usage error; 3 confirmation refused; 4 verification failed.";
 
 /// Operations tooling for the TOEFL Dashboard database (SQLite in development, PostgreSQL in production).
 #[derive(Parser)]
@@ -54,6 +56,8 @@ enum Command {
     Backup(backup::BackupArgs),
     /// Replace the database's data with a native backup, after saving the current data
     Restore(restore::RestoreArgs),
+    /// Prove that a backup restores: restore it into a scratch database and check it there
+    Verify(verify::VerifyArgs),
     /// Delete old backups and exports by retention rules (files this tool did not name are never touched)
     Prune(prune::PruneArgs),
 }
@@ -63,12 +67,14 @@ enum Command {
 pub enum Exit {
     /// The user declined, or there was no terminal to ask on and no `--yes`.
     Refused(String),
+    /// `verify` found that a backup does not restore, or restores to something broken.
+    VerificationFailed(String),
 }
 
 impl std::fmt::Display for Exit {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Exit::Refused(message) => f.write_str(message),
+            Exit::Refused(message) | Exit::VerificationFailed(message) => f.write_str(message),
         }
     }
 }
@@ -79,6 +85,7 @@ impl Exit {
     fn code(&self) -> u8 {
         match self {
             Exit::Refused(_) => 3,
+            Exit::VerificationFailed(_) => 4,
         }
     }
 }
@@ -109,6 +116,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Seed(args) => seed::run(&url()?, &args),
         Command::Backup(args) => backup::run(&url()?, &args),
         Command::Restore(args) => restore::run(&url()?, &args),
+        Command::Verify(args) => verify::run(url, &args),
         Command::Prune(args) => prune::run(&args),
     }?;
     report.print(cli.json);

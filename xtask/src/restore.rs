@@ -4,7 +4,6 @@
 //! (`pg_restore --single-transaction`).
 
 use std::ffi::OsStr;
-use std::io::Read as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
@@ -13,6 +12,7 @@ use app::{Backend, Database, DatabaseUrl, SCHEMA_VERSION, TABLES};
 use rusqlite::{Connection, OpenFlags};
 
 use crate::backup::{self, check_integrity, copy_whole_database};
+use crate::backup_file::{identify, FileKind};
 use crate::confirm::open_confirmed_target;
 use crate::files::{describe_counts, timestamped_path};
 use crate::pg_tools::PgTool;
@@ -31,54 +31,6 @@ pub struct RestoreArgs {
     /// Do not save the current data to backups/toefl_pre_restore_* first
     #[arg(long)]
     no_safety_backup: bool,
-}
-
-/// What a file is, from its first bytes.
-#[derive(Debug, PartialEq, Eq)]
-enum FileKind {
-    /// A SQLite database.
-    Sqlite,
-    /// A pg_dump custom-format archive, with its format version (major, minor).
-    PostgresDump(u8, u8),
-    /// A JSON export of `cargo xtask export`.
-    JsonExport,
-    /// Something else, described for the message.
-    Unknown(&'static str),
-}
-
-impl FileKind {
-    /// Identifies a file by its `head` (its first few kilobytes).
-    fn of(head: &[u8]) -> FileKind {
-        if head.starts_with(b"SQLite format 3\0") {
-            FileKind::Sqlite
-        } else if let Some([major, minor, _revision]) =
-            head.strip_prefix(b"PGDMP").and_then(|v| v.get(..3))
-        {
-            FileKind::PostgresDump(*major, *minor)
-        } else if head.trim_ascii_start().starts_with(b"{")
-            && head
-                .windows(b"toefl-dashboard-export".len())
-                .any(|w| w == b"toefl-dashboard-export")
-        {
-            FileKind::JsonExport
-        } else if head.starts_with(&[0x1f, 0x8b]) {
-            FileKind::Unknown("gzip-compressed: decompress it first")
-        } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-            FileKind::Unknown("zstd-compressed: decompress it first")
-        } else if head.is_empty() {
-            FileKind::Unknown("it is empty")
-        } else {
-            FileKind::Unknown("neither a SQLite database nor a pg_dump custom-format dump")
-        }
-    }
-
-    fn backend(&self) -> Option<Backend> {
-        match self {
-            FileKind::Sqlite => Some(Backend::Sqlite),
-            FileKind::PostgresDump(..) => Some(Backend::Postgres),
-            FileKind::JsonExport | FileKind::Unknown(_) => None,
-        }
-    }
 }
 
 /// Restores `--file` onto the database at `url`.
@@ -128,17 +80,8 @@ pub fn run(url: &DatabaseUrl, args: &RestoreArgs) -> anyhow::Result<Report> {
     Ok(report)
 }
 
-/// Reads the first bytes of `path` to tell what it is.
-fn identify(path: &Path) -> anyhow::Result<FileKind> {
-    let mut head = Vec::with_capacity(4096);
-    std::fs::File::open(path)
-        .and_then(|file| file.take(4096).read_to_end(&mut head))
-        .with_context(|| format!("cannot read {}", path.display()))?;
-    Ok(FileKind::of(&head))
-}
-
 /// Refuses a file that is not a native backup for `target`, saying which command takes it.
-fn check_backend(path: &Path, kind: &FileKind, target: Backend) -> anyhow::Result<()> {
+pub fn check_backend(path: &Path, kind: &FileKind, target: Backend) -> anyhow::Result<()> {
     let shown = path.display();
     match (kind, kind.backend()) {
         (FileKind::JsonExport, _) => anyhow::bail!(
@@ -159,7 +102,7 @@ fn check_backend(path: &Path, kind: &FileKind, target: Backend) -> anyhow::Resul
 }
 
 /// A backup that passed its checks, ready to restore.
-enum Checked {
+pub enum Checked {
     /// The SQLite backup, open read-only.
     Sqlite(Connection),
     /// A dump that pg_restore reads whole, and that pg_restore.
@@ -167,7 +110,7 @@ enum Checked {
 }
 
 /// Opens a SQLite backup read-only and checks its integrity and its schema version.
-fn check_sqlite_backup(path: &Path) -> anyhow::Result<Checked> {
+pub fn check_sqlite_backup(path: &Path) -> anyhow::Result<Checked> {
     let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn = Connection::open_with_flags(path, flags)
         .with_context(|| format!("cannot open {}", path.display()))?;
@@ -196,7 +139,7 @@ fn check_sqlite_backup(path: &Path) -> anyhow::Result<Checked> {
 
 /// Checks a dump with pg_restore: that this pg_restore can read its format, that it holds the app's
 /// tables, and that every byte of it can be read (a truncated dump fails here, not midway).
-fn check_postgres_dump(path: &Path, format: (u8, u8)) -> anyhow::Result<Checked> {
+pub fn check_postgres_dump(path: &Path, format: (u8, u8)) -> anyhow::Result<Checked> {
     let pg_restore = PgTool::find("pg_restore")?;
     let listing = pg_restore.output(None, &[OsStr::new("--list"), path.as_os_str()])?;
     if !listing.status.success() {
@@ -252,7 +195,7 @@ fn save_current_data(url: &DatabaseUrl, db: &mut Database) -> anyhow::Result<()>
 }
 
 /// Restores a checked dump onto `url` in one transaction: on any error the server rolls it back.
-fn restore_dump(pg_restore: &PgTool, url: &DatabaseUrl, path: &Path) -> anyhow::Result<()> {
+pub fn restore_dump(pg_restore: &PgTool, url: &DatabaseUrl, path: &Path) -> anyhow::Result<()> {
     let config = url.postgres_config().expect("a PostgreSQL URL");
     // Only the name: the rest of the connection, password included, is in the environment.
     let dbname = config
@@ -281,34 +224,6 @@ fn restore_dump(pg_restore: &PgTool, url: &DatabaseUrl, path: &Path) -> anyhow::
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn files_are_known_by_their_content() {
-        let cases: [(&[u8], FileKind); 7] = [
-            (b"SQLite format 3\0rest", FileKind::Sqlite),
-            (b"PGDMP\x01\x0e\x00rest", FileKind::PostgresDump(1, 14)),
-            (
-                b" {\"format\": \"toefl-dashboard-export\"}",
-                FileKind::JsonExport,
-            ),
-            (
-                b"{\"other\": 1}",
-                FileKind::Unknown("neither a SQLite database nor a pg_dump custom-format dump"),
-            ),
-            (
-                b"\x1f\x8b\x08",
-                FileKind::Unknown("gzip-compressed: decompress it first"),
-            ),
-            (
-                b"\x28\xb5\x2f\xfd",
-                FileKind::Unknown("zstd-compressed: decompress it first"),
-            ),
-            (b"", FileKind::Unknown("it is empty")),
-        ];
-        for (head, kind) in cases {
-            assert_eq!(FileKind::of(head), kind, "{head:?}");
-        }
-    }
 
     #[test]
     fn tables_in_a_listing() {

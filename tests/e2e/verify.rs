@@ -1,0 +1,105 @@
+//! `cargo xtask verify`: good backups pass; truncated, tampered and wrong-version ones fail with the
+//! reason and exit code 4.
+
+use std::path::Path;
+
+use tests::TestDb;
+
+use crate::scripting::json_line;
+use crate::{xtask, xtask_ok, xtask_on};
+
+fn sqlite_backup(dir: &Path) -> (TestDb, String) {
+    let db = TestDb::sqlite();
+    xtask_ok(&db, &["seed", "--students", "40"]);
+    let file = dir.join("backup.db").to_str().unwrap().to_string();
+    xtask_ok(&db, &["backup", "--file", &file]);
+    (db, file)
+}
+
+/// Edits a SQLite backup behind the tool's back, with foreign keys not enforced.
+fn tamper(file: &str, sql: &str) {
+    let conn = rusqlite::Connection::open(file).unwrap();
+    conn.execute_batch(&format!("PRAGMA foreign_keys = OFF; {sql}"))
+        .unwrap();
+}
+
+#[test]
+fn good_native_backups_verify_on_both_backends() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, file) = sqlite_backup(dir.path());
+    let outcome = xtask(&["verify", &file, "--json"]);
+    assert!(outcome.success, "{outcome:#?}");
+    let line = json_line(&outcome);
+    assert_eq!(line["verified"], true);
+    assert_eq!(line["backend"], "sqlite");
+    assert_eq!(line["rows"]["students"], 40);
+
+    let pg = TestDb::postgres();
+    xtask_ok(&pg, &["seed", "--students", "40"]);
+    let dump = dir.path().join("backup.dump").to_str().unwrap().to_string();
+    xtask_ok(&pg, &["backup", "--file", &dump]);
+    let outcome = xtask_on(&pg, &["verify", &dump, "--json"]);
+    assert!(outcome.success, "{outcome:#?}");
+    assert_eq!(json_line(&outcome)["rows"]["students"], 40);
+    let scratch_left =
+        pg.query_i64("SELECT count(*) FROM pg_database WHERE datname LIKE 'toefl_verify_%'");
+    assert_eq!(scratch_left, 0, "the scratch database is dropped");
+
+    let without_server = xtask(&["verify", &dump]);
+    assert_eq!(without_server.code, Some(1), "{without_server:#?}");
+    assert!(
+        without_server.stderr.contains("--database-url postgres://"),
+        "{}",
+        without_server.stderr
+    );
+}
+
+/// A way to break a backup file, given its path.
+type Breakage = dyn Fn(&str);
+
+#[test]
+fn broken_backups_fail_verification_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases: [(&str, &Breakage, &str); 4] = [
+        (
+            "truncated",
+            &|file| {
+                let bytes = std::fs::read(file).unwrap();
+                std::fs::write(file, &bytes[..bytes.len() / 2]).unwrap();
+            },
+            "",
+        ),
+        (
+            "a grade of a missing student",
+            &|file| tamper(file, "UPDATE grades SET student_id = 999999 WHERE id = 3"),
+            "grades row id 3: student_id refers to students row 999999",
+        ),
+        (
+            "another schema version",
+            &|file| tamper(file, "UPDATE schema_migrations SET version = 2"),
+            "schema version 2",
+        ),
+        (
+            "garbage",
+            &|file| std::fs::write(file, "not a backup").unwrap(),
+            "not a backup this tool knows",
+        ),
+    ];
+    for (what, break_it, reason) in cases {
+        let (_, file) = sqlite_backup(dir.path());
+        break_it(&file);
+        let outcome = xtask(&["verify", &file]);
+        assert_eq!(outcome.code, Some(4), "{what}: {outcome:#?}");
+        assert!(
+            outcome.stderr.contains("failed verification"),
+            "{what}: {}",
+            outcome.stderr
+        );
+        assert!(
+            outcome.stderr.contains(reason),
+            "{what}: {}",
+            outcome.stderr
+        );
+        std::fs::remove_file(&file).unwrap();
+    }
+}
