@@ -103,3 +103,42 @@ fn broken_backups_fail_verification_with_the_reason() {
         std::fs::remove_file(&file).unwrap();
     }
 }
+
+#[test]
+fn a_dump_of_another_schema_version_is_refused_before_anything_changes() {
+    let source = TestDb::postgres();
+    xtask_ok(&source, &["seed", "--students", "10"]);
+    source.execute("UPDATE schema_migrations SET version = 2");
+    let dump = source.dir.path().join("v2.dump");
+    let dumped = std::process::Command::new("pg_dump")
+        .args(["--format=custom", "--file"])
+        .arg(&dump)
+        .arg(source.url_arg())
+        .status()
+        .unwrap();
+    assert!(dumped.success());
+    let dump = dump.to_str().unwrap();
+
+    let verified = xtask_on(&source, &["verify", dump]);
+    assert_eq!(verified.code, Some(4), "{verified:#?}");
+    assert!(
+        verified.stderr.contains("schema version 2"),
+        "{}",
+        verified.stderr
+    );
+
+    let target = TestDb::postgres();
+    xtask_ok(&target, &["seed", "--students", "5"]);
+    let before = target.content_hash();
+    let restored = xtask_on(
+        &target,
+        &["restore", "--file", dump, "--yes", "--no-safety-backup"],
+    );
+    assert_eq!(restored.code, Some(1), "{restored:#?}");
+    assert!(
+        restored.stderr.contains("schema version 2"),
+        "{}",
+        restored.stderr
+    );
+    assert_eq!(target.content_hash(), before);
+}

@@ -169,7 +169,36 @@ pub fn check_postgres_dump(path: &Path, format: (u8, u8)) -> anyhow::Result<Chec
     pg_restore
         .run(None, &[OsStr::new("--file=/dev/null"), path.as_os_str()])
         .with_context(|| format!("{} is damaged or truncated", path.display()))?;
-    Ok(Checked::Postgres(pg_restore))
+    let table_arg = format!("--table={MIGRATIONS_TABLE}");
+    let migrations = pg_restore.run(
+        None,
+        &[
+            OsStr::new("--data-only"),
+            OsStr::new(&table_arg),
+            OsStr::new("--file=-"),
+            path.as_os_str(),
+        ],
+    )?;
+    match dumped_schema_version(&migrations) {
+        Some(SCHEMA_VERSION) => Ok(Checked::Postgres(pg_restore)),
+        found => anyhow::bail!(
+            "{} has schema version {}, but this tool expects version {SCHEMA_VERSION}: restore it \
+             with the version of this tool that made it",
+            path.display(),
+            found.map_or("none".to_string(), |v| v.to_string())
+        ),
+    }
+}
+
+/// The highest version in the `COPY ... FROM stdin` data of the migrations table, as
+/// `pg_restore --data-only --file=-` prints it: one row a line, the version first, until `\.`.
+fn dumped_schema_version(sql: &str) -> Option<i64> {
+    let mut lines = sql.lines().skip_while(|line| !line.starts_with("COPY "));
+    lines.next()?;
+    lines
+        .take_while(|line| *line != "\\.")
+        .filter_map(|line| line.split('\t').next()?.parse().ok())
+        .max()
 }
 
 /// Whether a `pg_restore --list` listing has a `TABLE <schema> <name> <owner>` entry for `name`.
@@ -224,6 +253,14 @@ pub fn restore_dump(pg_restore: &PgTool, url: &DatabaseUrl, path: &Path) -> anyh
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn schema_version_in_a_dump() {
+        let sql = "SET x = 1;\nCOPY public.schema_migrations (version, applied_at) FROM stdin;\n\
+                   1\t2026-01-01 00:00:00+00\n2\t2026-02-01 00:00:00+00\n\\.\n\n";
+        assert_eq!(dumped_schema_version(sql), Some(2));
+        assert_eq!(dumped_schema_version("SET x = 1;\n"), None);
+    }
 
     #[test]
     fn tables_in_a_listing() {
