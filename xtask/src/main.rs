@@ -4,7 +4,10 @@
 //! and turns errors into one line on stderr and an exit code.
 
 mod confirm;
+mod export;
+mod export_format;
 mod files;
+mod import;
 mod migrate;
 mod seed;
 
@@ -40,6 +43,10 @@ enum Command {
     Migrate,
     /// Fill the database with deterministic demo data (refuses a database that has students)
     Seed(seed::SeedArgs),
+    /// Write every row of every table to a JSON file that either backend can import
+    Export(export::ExportArgs),
+    /// Replace all data in the database with an export file's (asks first)
+    Import(import::ImportArgs),
 }
 
 /// An error whose exit code is not the generic 1.
@@ -85,6 +92,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Migrate => migrate::run(&url),
         Command::Seed(args) => seed::run(&url, &args),
+        Command::Export(args) => export::run(&url, &args),
+        Command::Import(args) => import::run(&url, &args),
     }
 }
 
