@@ -1,6 +1,7 @@
 //! End-to-end tests: the real `xtask` binary against real SQLite files and a real PostgreSQL server
 //! (see the `tests` support crate for how the server is found or started).
 
+mod export_import;
 mod foundation;
 
 use tests::{run_xtask, Outcome, TestDb};

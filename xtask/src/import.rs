@@ -424,7 +424,12 @@ impl<'de> Visitor<'de> for RowSeed<'_> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<i64, A::Error> {
         let columns = self.table.columns;
         let mut seen = vec![false; columns.len()];
-        while let Some(index) = map.next_key_seed(ColumnName(self.table))? {
+        loop {
+            // A bad key is not in the column before it.
+            self.place.column = None;
+            let Some(index) = map.next_key_seed(ColumnName(self.table))? else {
+                break;
+            };
             let column = &columns[index];
             self.place.column = Some(column.name);
             if std::mem::replace(&mut seen[index], true) {
