@@ -73,6 +73,8 @@ impl NewFile {
     }
 
     /// The temporary path being written, for tools that write the file themselves.
+    // Not called yet on this branch: the native backup command (pg_dump writes the file) uses it.
+    #[allow(dead_code)]
     pub fn temporary_path(&self) -> &Path {
         &self.temporary
     }

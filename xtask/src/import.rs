@@ -265,9 +265,7 @@ impl<'de> Visitor<'de> for ExportFile<'_, '_> {
                 }
                 ("tables", Some(loader)) => {
                     *self.reached_tables = true;
-                    map.next_value_seed(TablesSeed {
-                        loader: &mut **loader,
-                    })?;
+                    map.next_value_seed(TablesSeed { loader })?;
                 }
                 (_, Some(_)) if is_header => {
                     map.next_value::<IgnoredAny>()?;
