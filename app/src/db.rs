@@ -327,6 +327,16 @@ impl Database {
         }
     }
 
+    /// Defers foreign key checks to the end of the current transaction, so that rows may be written
+    /// before the rows they refer to are known to be there, and a caller can check the references
+    /// itself (with errors that name the row) before the server does at commit.
+    pub fn defer_foreign_keys(&mut self) -> Result<()> {
+        self.execute_batch(match self {
+            Database::Sqlite(_) => "PRAGMA defer_foreign_keys = ON",
+            Database::Postgres(_) => "SET CONSTRAINTS ALL DEFERRED",
+        })
+    }
+
     /// Moves PostgreSQL's identity sequences past the highest id of each table, so that the app's
     /// next insert after rows were written with explicit ids does not collide. SQLite needs nothing:
     /// its `INTEGER PRIMARY KEY` always continues from the highest id.

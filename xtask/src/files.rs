@@ -78,8 +78,6 @@ impl NewFile {
     }
 
     /// The open temporary file.
-    // For commands that write the file themselves; backup's tools write it through its path.
-    #[allow(dead_code)]
     pub fn file(&mut self) -> &mut File {
         self.file.as_mut().expect("open until persisted")
     }

@@ -7,7 +7,10 @@ mod backup;
 mod backup_file;
 mod backup_name;
 mod confirm;
+mod export;
+mod export_format;
 mod files;
+mod import;
 mod migrate;
 mod pg_tools;
 mod progress;
@@ -52,6 +55,10 @@ enum Command {
     Migrate,
     /// Fill the database with deterministic demo data (refuses a database that has students)
     Seed(seed::SeedArgs),
+    /// Write every row of every table to a JSON file that either backend can import
+    Export(export::ExportArgs),
+    /// Replace all data in the database with an export file's (asks first)
+    Import(import::ImportArgs),
     /// Write a native backup (SQLite backup API or pg_dump), consistent while the app writes
     Backup(backup::BackupArgs),
     /// Replace the database's data with a native backup, after saving the current data
@@ -114,6 +121,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let report = match cli.command {
         Command::Migrate => migrate::run(&url()?),
         Command::Seed(args) => seed::run(&url()?, &args),
+        Command::Export(args) => export::run(&url()?, &args),
+        Command::Import(args) => import::run(&url()?, &args),
         Command::Backup(args) => backup::run(&url()?, &args),
         Command::Restore(args) => restore::run(&url()?, &args),
         Command::Verify(args) => verify::run(url, &args),

@@ -1,0 +1,332 @@
+//! `export` and `import`: the JSON format, round trips between the backends, replacing data, and bad
+//! files that must leave the target exactly as it was.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use tests::{Outcome, TestDb};
+
+use crate::{both_backends, xtask_ok, xtask_on};
+
+/// Rows that exercise every type and the values that are easy to get wrong, as SQL that both backends
+/// accept; with `big_text`, one student's notes are a 1 MB text.
+fn fixture_sql(big_text: bool) -> String {
+    let big = if big_text {
+        format!("'{}'", "Grande texto — 😀 ".repeat(50_000))
+    } else {
+        "NULL".into()
+    };
+    format!(
+        "INSERT INTO users (id, username, email, password_hash, role, is_active, created_at, last_login_at) VALUES
+           (1, 'admin', 'admin@escola.example', 'pbkdf2:x', 'admin', '1', '2024-02-29 23:59:59.000001', NULL),
+           (2, 'joão.açaí', 'joao@escola.example', 'pbkdf2:y', 'teacher', '0', '2024-01-01 00:00:00.000000', '2025-12-31 12:34:56.999999');
+         INSERT INTO teachers (id, user_id, name, email, phone, created_at) VALUES
+           (1, 2, 'João Açaí 🎓', '', NULL, '2024-01-02 03:04:05.060708'),
+           (7, NULL, 'مريم العربية', NULL, '+55 11 9999-0000', '2024-03-01 00:00:00.000001');
+         INSERT INTO classes (id, name, teacher_id, cefr_target, schedule, starts_on, ends_on, created_at) VALUES
+           (1, 'Turma \"A\" 2024', 1, 'B2', 'Seg/Qua 19h', '2024-02-29', '2024-12-31', '2024-01-05 08:00:00.000000'),
+           (2, 'Sem professor', NULL, NULL, NULL, NULL, NULL, '2024-01-06 08:00:00.000000');
+         INSERT INTO students (id, name, email, class_id, reading, listening, speaking, writing, total_score, cefr_level, notes, created_at, updated_at) VALUES
+           (1, 'Zoë O''Brien', 'zoe@example.com', 1, 30, 0, 15, 22, 67, 'B1', 'quotes '' \" and back\\slash \\n, a tab\tand
+a newline', '2024-02-29 12:00:00.500000', NULL),
+           (2, 'שלום עליכם', '', 2, NULL, NULL, NULL, NULL, NULL, NULL, '', '2024-03-01 00:00:00.000000', '2024-03-02 00:00:00.000001'),
+           (3, 'Big notes', NULL, NULL, 1, 2, 3, 4, 10, 'A1', {big}, '2024-03-03 00:00:00.000000', NULL);
+         INSERT INTO grades (id, student_id, taken_on, kind, reading, listening, speaking, writing, total_score, cefr_level, percentile, comments, created_at) VALUES
+           (1, 1, '2024-02-29', 'placement', 30, 0, 15, 22, 67, 'B1', 0.1, 'emoji 👩‍🏫 and control \u{7}', '2024-02-29 23:59:59.999999'),
+           (2, 1, '2023-12-31', 'mock', NULL, NULL, NULL, NULL, NULL, NULL, 33.333333333333336, NULL, '2024-01-01 00:00:00.000000'),
+           (9007199254740993, 2, '2000-02-29', 'official', 1, 1, 1, 1, 4, 'A1', 1e-300, '', '2024-01-01 00:00:00.000001'),
+           (9007199254740995, 3, '2024-06-01', 'official', 30, 30, 30, 30, 120, 'C2', 100.0, NULL, '2024-06-01 00:00:00.000000');"
+    )
+}
+
+/// A database of `db`'s backend with the schema and [`fixture_sql`]'s rows.
+fn fill_with_fixture(db: &TestDb, big_text: bool) {
+    xtask_ok(db, &["migrate"]);
+    let utc = match db.url.backend() {
+        app::Backend::Sqlite => "",
+        app::Backend::Postgres => "SET TIME ZONE 'UTC';",
+    };
+    db.execute(&format!("{utc}{}", fixture_sql(big_text)));
+}
+
+/// Exports `db` to `name` in its scratch directory; returns the path and the file's text.
+fn export(db: &TestDb, name: &str) -> (PathBuf, String) {
+    let path = db.dir.path().join(name);
+    xtask_ok(db, &["export", "--file", path.to_str().unwrap()]);
+    let text = std::fs::read_to_string(&path).unwrap();
+    (path, text)
+}
+
+/// Imports `file` into `db`, confirmed, without a safety export.
+fn import(db: &TestDb, file: &Path) -> Outcome {
+    let file = file.to_str().unwrap();
+    xtask_on(
+        db,
+        &["import", "--file", file, "--yes", "--no-safety-backup"],
+    )
+}
+
+/// The file from its `tables` on.
+fn tables(export: &str) -> &str {
+    &export[export.find("\n \"tables\"").expect("a tables field")..]
+}
+
+/// The file with the fields that differ between two exports of the same data replaced.
+fn without_time_and_source(export: &str) -> String {
+    let mut lines: Vec<&str> = export.lines().collect();
+    assert!(lines[1].starts_with(" \"exported_at\": \""), "{}", lines[1]);
+    lines[1] = " \"exported_at\": \"[exported_at]\", \"source\": [source],";
+    lines.join("\n")
+}
+
+#[test]
+fn export_of_a_small_database_matches_the_snapshot_on_both_backends() {
+    let [sqlite, postgres] = both_backends();
+    let mut exports = Vec::new();
+    for db in [&sqlite, &postgres] {
+        fill_with_fixture(db, false);
+        let (path, text) = export(db, "small.json");
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "readable by its owner only");
+        exports.push(text);
+    }
+    assert!(exports[0].contains("\"source\": {\"backend\": \"sqlite\"}"));
+    assert!(exports[1].contains("\"source\": {\"backend\": \"postgres\"}"));
+    let redacted = exports[0].replacen(
+        &exports[0][exports[0].find("\"exported_at\": ").unwrap()..][..44],
+        "\"exported_at\": \"[exported_at]\"",
+        1,
+    );
+    insta::assert_snapshot!("small_export", redacted);
+    assert_eq!(
+        without_time_and_source(&exports[0]),
+        without_time_and_source(&exports[1]),
+        "the same data gives the same file from either backend"
+    );
+}
+
+#[test]
+fn round_trips_between_the_backends_keep_every_value() {
+    let from_sqlite = TestDb::sqlite();
+    let from_postgres = TestDb::postgres();
+    fill_with_fixture(&from_sqlite, true);
+    fill_with_fixture(&from_postgres, true);
+
+    // SQLite -> JSON -> PostgreSQL -> JSON -> SQLite -> JSON
+    let (a_path, a) = export(&from_sqlite, "a.json");
+    let postgres = TestDb::postgres();
+    assert!(import(&postgres, &a_path).success);
+    let (b_path, b) = export(&postgres, "b.json");
+    let sqlite = TestDb::sqlite();
+    assert!(import(&sqlite, &b_path).success);
+    let (_, c) = export(&sqlite, "c.json");
+    // PostgreSQL -> JSON -> SQLite -> JSON
+    let (d_path, d) = export(&from_postgres, "d.json");
+    let sqlite_again = TestDb::sqlite();
+    assert!(import(&sqlite_again, &d_path).success);
+    let (_, e) = export(&sqlite_again, "e.json");
+
+    for (name, other) in [("b", &b), ("c", &c), ("d", &d), ("e", &e)] {
+        // Not assert_eq: the files hold a 1 MB text.
+        assert!(
+            without_time_and_source(other) == without_time_and_source(&a),
+            "export {name} differs from the first"
+        );
+    }
+    for expected in [
+        "\"id\":9007199254740993,",
+        "\"percentile\":0.1,",
+        "\"percentile\":33.333333333333336,",
+        "\"percentile\":1e-300,",
+        "\"percentile\":100.0,",
+        "\"taken_on\":\"2024-02-29\"",
+        "\"created_at\":\"2024-02-29T23:59:59.000001Z\"",
+        "\"email\":\"\",",
+        "\"email\":null,",
+        "\"is_active\":false,",
+        "back\\\\slash \\\\n, a tab\\tand\\na newline",
+        "emoji 👩‍🏫 and control \\u0007",
+        "\"name\":\"שלום עליכם\"",
+    ] {
+        assert!(a.contains(expected), "{expected} not in the export");
+    }
+    assert!(tables(&a).len() > 1_000_000);
+    assert_eq!(
+        postgres.query_i64("SELECT max(id) FROM grades"),
+        9007199254740995
+    );
+}
+
+#[test]
+fn import_replaces_all_existing_data_exactly() {
+    let source = TestDb::sqlite();
+    fill_with_fixture(&source, false);
+    let (file, expected) = export(&source, "fixture.json");
+    for db in both_backends() {
+        xtask_ok(&db, &["seed", "--students", "30", "--seed", "3"]);
+        let outcome = import(&db, &file);
+        assert!(outcome.success, "{outcome:#?}");
+        assert!(outcome.stderr.contains("imported"), "{}", outcome.stderr);
+        let (_, now) = export(&db, "after.json");
+        assert_eq!(tables(&now), tables(&expected), "{}", db.url);
+        assert_eq!(db.query_i64("SELECT count(*) FROM grades"), 4);
+    }
+}
+
+#[test]
+fn import_saves_the_current_data_first_unless_told_not_to() {
+    let source = TestDb::sqlite();
+    fill_with_fixture(&source, false);
+    let (file, _) = export(&source, "fixture.json");
+    let db = TestDb::sqlite();
+    xtask_ok(&db, &["seed", "--students", "5"]);
+    let (_, before) = export(&db, "before.json");
+    let outcome = xtask_ok(&db, &["import", "--file", file.to_str().unwrap(), "--yes"]);
+    let saved = outcome
+        .stderr
+        .lines()
+        .find_map(|line| {
+            line.split(" to ")
+                .nth(1)?
+                .strip_suffix(" before replacing it")
+        })
+        .unwrap_or_else(|| panic!("no safety export reported: {}", outcome.stderr));
+    let saved = PathBuf::from(saved);
+    let text = std::fs::read_to_string(&saved).unwrap();
+    std::fs::remove_file(&saved).unwrap();
+    assert!(saved
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .starts_with("toefl_pre_import_"));
+    assert_eq!(tables(&text), tables(&before));
+}
+
+#[test]
+fn import_without_a_terminal_or_yes_refuses_and_touches_nothing() {
+    let source = TestDb::sqlite();
+    fill_with_fixture(&source, false);
+    let (file, _) = export(&source, "fixture.json");
+    let db = TestDb::sqlite();
+    xtask_ok(&db, &["seed", "--students", "5"]);
+    let before = db.content_hash();
+    let outcome = xtask_on(&db, &["import", "--file", file.to_str().unwrap()]);
+    assert_eq!(outcome.code, Some(3), "{outcome:#?}");
+    assert!(outcome.stderr.contains("--yes"), "{}", outcome.stderr);
+    assert_eq!(db.content_hash(), before);
+}
+
+#[test]
+fn import_into_an_empty_postgres_database_creates_the_schema_and_ids_continue() {
+    let source = TestDb::sqlite();
+    fill_with_fixture(&source, false);
+    let (file, _) = export(&source, "fixture.json");
+    let db = TestDb::postgres();
+    let outcome = import(&db, &file);
+    assert!(outcome.success, "{outcome:#?}");
+    db.execute("INSERT INTO teachers (name, created_at) VALUES ('Nova', now())");
+    assert_eq!(
+        db.query_i64("SELECT id FROM teachers WHERE name = 'Nova'"),
+        8,
+        "the identity continues past the highest imported id (7)"
+    );
+    db.execute(
+        "INSERT INTO grades (student_id, taken_on, kind, created_at) VALUES (1, '2025-01-01', 'mock', now())",
+    );
+}
+
+#[test]
+fn export_never_overwrites_a_file_unless_forced() {
+    let db = TestDb::sqlite();
+    xtask_ok(&db, &["seed", "--students", "2"]);
+    let path = db.dir.path().join("out.json");
+    std::fs::write(&path, "precious").unwrap();
+    let outcome = xtask_on(&db, &["export", "--file", path.to_str().unwrap()]);
+    assert!(!outcome.success);
+    assert!(outcome.stderr.contains("--force"), "{}", outcome.stderr);
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), "precious");
+    let outcome = xtask_ok(
+        &db,
+        &["export", "--file", path.to_str().unwrap(), "--force"],
+    );
+    assert!(outcome.stderr.contains("students 2"), "{}", outcome.stderr);
+    assert!(std::fs::read_to_string(&path).unwrap().starts_with('{'));
+    let names: Vec<String> = std::fs::read_dir(db.dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(!names.iter().any(|n| n.ends_with(".partial")), "{names:?}");
+}
+
+/// `text` with the first `from` replaced by `to`; `from` must be there.
+fn edit(text: &str, from: &str, to: &str) -> String {
+    assert!(text.contains(from), "{from} not in the export");
+    text.replacen(from, to, 1)
+}
+
+/// The value of the string field `key` in the row line that starts with `row_start`.
+fn string_field<'a>(text: &'a str, row_start: &str, key: &str) -> &'a str {
+    let line = text.lines().find(|l| l.starts_with(row_start)).unwrap();
+    let start = line.find(&format!("\"{key}\":\"")).unwrap() + key.len() + 4;
+    &line[start..start + line[start..].find('"').unwrap()]
+}
+
+/// Bad versions of `good`, each with a part of the error it must give.
+fn bad_files(good: &str, postgres: bool) -> Vec<(&'static str, String, String)> {
+    let grades = string_field(good, "   {\"id\":1,\"username\"", "username");
+    let count_line = good.lines().nth(2).unwrap();
+    let header_last = format!("{count_line}\n");
+    let mut cases = vec![
+        ("truncated", good[..good.len() / 2].to_string(), "EOF while parsing".to_string()),
+        ("invalid JSON", edit(good, "},\n   {", "};\n   {"), "line ".to_string()),
+        ("not JSON", "SQLite format 3\0".to_string(), "is not a TOEFL Dashboard export".to_string()),
+        ("other format", edit(good, "toefl-dashboard-export", "other"), "is not a TOEFL Dashboard export".to_string()),
+        ("format version", edit(good, "\"format_version\": 1", "\"format_version\": 2"), "format version 2".to_string()),
+        ("schema version", edit(good, "\"schema_version\": 1", "\"schema_version\": 2"), "has schema version 2 but this tool expects 1".to_string()),
+        ("header after tables", edit(&edit(good, &header_last, ""), "\n }}\n", &format!("\n }},{count_line}}}\n")), "no \"row_counts\" field before \"tables\"".to_string()),
+        ("unknown table", edit(good, "\"classes\": [", "\"klasses\": ["), "table klasses: no such table in the schema".to_string()),
+        ("unknown column", edit(good, "\"phone\":", "\"fone\":"), "table teachers, row 1 (id 1): unknown column \"fone\"".to_string()),
+        ("missing column", edit(good, "\"is_active\":true,", ""), "table users, row 1 (id 1), column is_active: the column is missing".to_string()),
+        ("wrong type", edit(good, "\"is_active\":true", "\"is_active\":\"yes\""), "table users, row 1 (id 1), column is_active: holds the string \"yes\", which is not true or false".to_string()),
+        ("check", edit(good, "\"kind\":\"", "\"kind\":\"x"), "table grades, row 1 (id 1), column kind:".to_string()),
+        ("not null", edit(good, "\"role\":\"admin\"", "\"role\":null"), "column role: is null but the column is NOT NULL".to_string()),
+        ("bad timestamp", edit(good, "\"created_at\":\"2024-", "\"created_at\":\"2024/"), "which is not a timestamp".to_string()),
+        ("ids not ascending", edit(good, "{\"id\":2,\"username\"", "{\"id\":1,\"username\""), "table users, row 2 (id 1): ids must be strictly ascending".to_string()),
+        ("duplicate username", edit(good, &format!("{{\"id\":2,\"username\":\"{}\"", string_field(good, "   {\"id\":2,", "username")), &format!("{{\"id\":2,\"username\":\"{grades}\"")), "table users".to_string()),
+        ("missing parent", edit(good, "\"student_id\":1,", "\"student_id\":999999,"), "table grades, row 1 (id 1), column student_id: refers to students id 999999".to_string()),
+        ("counts", edit(good, count_line, &count_line.replace("\"users\": ", "\"users\": 1")), "table users: the file holds".to_string()),
+    ];
+    if postgres {
+        cases.push((
+            "NUL",
+            edit(good, "\"password_hash\":\"", "\"password_hash\":\"\\u0000"),
+            "column password_hash: holds a NUL character".to_string(),
+        ));
+    }
+    cases
+}
+
+#[test]
+fn bad_files_leave_the_target_exactly_as_it_was() {
+    let source = TestDb::sqlite();
+    xtask_ok(&source, &["seed", "--students", "4", "--seed", "9"]);
+    let (_, good) = export(&source, "good.json");
+    for db in both_backends() {
+        xtask_ok(&db, &["seed", "--students", "3", "--seed", "5"]);
+        let before = db.content_hash();
+        let postgres = db.url.backend() == app::Backend::Postgres;
+        for (name, text, expected) in bad_files(&good, postgres) {
+            let path = db.dir.path().join("bad.json");
+            std::fs::write(&path, text).unwrap();
+            let outcome = import(&db, &path);
+            assert_eq!(outcome.code, Some(1), "{name} on {}: {outcome:#?}", db.url);
+            assert!(
+                outcome.stderr.contains(&expected),
+                "{name} on {}: expected {expected:?} in {}",
+                db.url,
+                outcome.stderr
+            );
+            assert_eq!(db.content_hash(), before, "{name} changed {}", db.url);
+        }
+    }
+}

@@ -1,0 +1,364 @@
+//! The universal JSON export format, version 1 (documented in `docs/export-format.md`): its header,
+//! and each column value's JSON form, written by `export` and read back by `import`.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::io::{self, Write};
+use std::path::Path;
+
+use app::schema::{Column, ColumnType};
+use app::value::{parse_date, parse_timestamp, write_date, write_timestamp};
+use app::{Backend, Value, SCHEMA_VERSION, TABLES};
+
+/// The value of the header's `format` field.
+pub const FORMAT: &str = "toefl-dashboard-export";
+
+/// The format version this tool writes and reads.
+pub const FORMAT_VERSION: i64 = 1;
+
+/// The fields that precede `tables` in a file.
+#[derive(Debug, Default)]
+pub struct Header {
+    /// Always [`FORMAT`] in an export.
+    pub format: Option<String>,
+    /// Always [`FORMAT_VERSION`] in a file this tool can read.
+    pub format_version: Option<i64>,
+    /// The schema version of the database the file was exported from.
+    pub schema_version: Option<i64>,
+    /// The rows of each table, by table name.
+    pub row_counts: Option<BTreeMap<String, u64>>,
+}
+
+impl Header {
+    /// The field names of a header, in the order an export writes them.
+    pub const FIELDS: [&'static str; 6] = [
+        "format",
+        "format_version",
+        "schema_version",
+        "exported_at",
+        "source",
+        "row_counts",
+    ];
+
+    /// Fails unless the file at `path` is an export this tool can import into the current schema.
+    pub fn check(&self, path: &Path) -> anyhow::Result<()> {
+        let file = path.display();
+        match self.format.as_deref() {
+            Some(FORMAT) => {}
+            found => anyhow::bail!(
+                "{file} is not a TOEFL Dashboard export ({}): to restore a native backup use `cargo xtask restore`",
+                found.map_or("it has no \"format\" field".to_string(), |f| format!(
+                    "its format is {f:?}, not {FORMAT:?}"
+                ))
+            ),
+        }
+        match self.format_version {
+            Some(FORMAT_VERSION) => {}
+            Some(found) => anyhow::bail!(
+                "{file} has export format version {found} but this tool reads version {FORMAT_VERSION}: \
+                 import it with the version of this tool that wrote it"
+            ),
+            None => anyhow::bail!("{file} has no \"format_version\" field before \"tables\""),
+        }
+        match self.schema_version {
+            Some(SCHEMA_VERSION) => {}
+            Some(found) => anyhow::bail!(
+                "{file} has schema version {found} but this tool expects {SCHEMA_VERSION}: {}",
+                if found < SCHEMA_VERSION {
+                    "import it with the version of this tool that exported it, migrate, then export again"
+                } else {
+                    "it was exported by a newer version of this tool; update your checkout"
+                }
+            ),
+            None => anyhow::bail!("{file} has no \"schema_version\" field before \"tables\""),
+        }
+        let counts = self.row_counts.as_ref().ok_or_else(|| {
+            anyhow::anyhow!("{file} has no \"row_counts\" field before \"tables\"")
+        })?;
+        if let Some(unknown) = counts
+            .keys()
+            .find(|name| app::schema::table(name).is_none())
+        {
+            anyhow::bail!("{file}: row_counts names table {unknown:?}, which is not in the schema");
+        }
+        if let Some(missing) = TABLES.iter().find(|t| !counts.contains_key(t.name)) {
+            anyhow::bail!("{file}: row_counts has no entry for table {}", missing.name);
+        }
+        Ok(())
+    }
+
+    /// The number of rows the header announces for `table` (checked to be there by [`Header::check`]).
+    pub fn row_count(&self, table: &str) -> u64 {
+        self.row_counts
+            .as_ref()
+            .and_then(|counts| counts.get(table).copied())
+            .unwrap_or(0)
+    }
+}
+
+/// Writes the header and the opening of `tables`; `exported_at` is now, in UTC.
+pub fn write_header(
+    out: &mut impl Write,
+    backend: Backend,
+    counts: &[(&'static app::Table, u64)],
+) -> io::Result<()> {
+    let mut exported_at = String::new();
+    write_timestamp(&mut exported_at, &chrono::Utc::now(), 'T');
+    let counts: Vec<String> = counts
+        .iter()
+        .map(|(table, rows)| format!("\"{}\": {rows}", table.name))
+        .collect();
+    write!(
+        out,
+        "{{\"format\": \"{FORMAT}\", \"format_version\": {FORMAT_VERSION}, \"schema_version\": {SCHEMA_VERSION},\n \
+         \"exported_at\": \"{exported_at}Z\", \"source\": {{\"backend\": \"{backend}\"}},\n \
+         \"row_counts\": {{{}}},\n \"tables\": {{",
+        counts.join(", ")
+    )
+}
+
+/// Writes rows as JSON objects, one per line, reusing its buffers from row to row.
+pub struct RowEncoder {
+    /// `{"id":`, then `,"name":` for each further column: the text before each value.
+    keys: Vec<Vec<u8>>,
+    text: String,
+}
+
+impl RowEncoder {
+    /// An encoder for the rows of `table`.
+    pub fn new(table: &app::Table) -> RowEncoder {
+        let keys = table
+            .columns
+            .iter()
+            .enumerate()
+            .map(|(i, column)| {
+                let lead = if i == 0 { "{" } else { "," };
+                format!("{lead}\"{}\":", column.name).into_bytes()
+            })
+            .collect();
+        RowEncoder {
+            keys,
+            text: String::new(),
+        }
+    }
+
+    /// Writes `row` (values in schema column order) as one JSON object.
+    pub fn write_row(&mut self, out: &mut impl Write, row: &[Value]) -> io::Result<()> {
+        for (key, value) in self.keys.iter().zip(row) {
+            out.write_all(key)?;
+            write_value(out, value, &mut self.text)?;
+        }
+        out.write_all(b"}")
+    }
+}
+
+/// Writes `value` in its JSON form; `text` is scratch space for dates and timestamps.
+fn write_value(out: &mut impl Write, value: &Value, text: &mut String) -> io::Result<()> {
+    match value {
+        Value::Null => out.write_all(b"null"),
+        Value::Integer(i) => serde_json::to_writer(out, i).map_err(io::Error::from),
+        // JSON has no NaN or infinity; writing them as null would change the data.
+        Value::Real(r) if !r.is_finite() => Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("the real {r} cannot be written in JSON"),
+        )),
+        // The shortest text that reads back as the same f64: 0.1, 33.333333333333336, 1e-300.
+        Value::Real(r) => serde_json::to_writer(out, r).map_err(io::Error::from),
+        Value::Text(t) => serde_json::to_writer(out, t).map_err(io::Error::from),
+        Value::Boolean(b) => out.write_all(if *b { b"true" } else { b"false" }),
+        Value::Date(d) => {
+            text.clear();
+            write_date(text, *d);
+            write!(out, "\"{text}\"")
+        }
+        Value::Timestamp(t) => {
+            text.clear();
+            write_timestamp(text, t, 'T');
+            write!(out, "\"{text}Z\"")
+        }
+    }
+}
+
+/// A JSON value as it was read, before it is checked against its column.
+#[derive(Debug)]
+pub enum JsonValue {
+    /// `null`.
+    Null,
+    /// `true` or `false`.
+    Bool(bool),
+    /// An integer that fits in an i64.
+    Integer(i64),
+    /// An integer above `i64::MAX`.
+    BigInteger(u64),
+    /// A number with a fraction or an exponent.
+    Float(f64),
+    /// A string.
+    String(String),
+}
+
+impl fmt::Display for JsonValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            JsonValue::Null => f.write_str("null"),
+            JsonValue::Bool(b) => write!(f, "{b}"),
+            JsonValue::Integer(i) => write!(f, "the integer {i}"),
+            JsonValue::BigInteger(u) => write!(f, "the integer {u}"),
+            JsonValue::Float(r) => write!(f, "the number {r:?}"),
+            JsonValue::String(s) if s.chars().count() > 40 => {
+                let start: String = s.chars().take(40).collect();
+                write!(f, "the string {start:?}...")
+            }
+            JsonValue::String(s) => write!(f, "the string {s:?}"),
+        }
+    }
+}
+
+/// Converts `json` to the value of `column`, or says why it does not fit (without naming the column:
+/// the caller knows where it is). `postgres` forbids NUL characters, which PostgreSQL cannot store.
+pub fn column_value(column: &Column, json: JsonValue, postgres: bool) -> Result<Value, String> {
+    let value = match (column.ty, json) {
+        (_, JsonValue::Null) if column.nullable => Value::Null,
+        (_, JsonValue::Null) => return Err("is null but the column is NOT NULL".into()),
+        (ColumnType::Integer, JsonValue::Integer(i)) => Value::Integer(i),
+        (ColumnType::Real, JsonValue::Float(r)) => Value::Real(r),
+        // An integral real may be written without a fraction; below 2^53 it is exact.
+        (ColumnType::Real, JsonValue::Integer(i)) if i.unsigned_abs() <= 1 << 53 => {
+            Value::Real(i as f64)
+        }
+        (ColumnType::Boolean, JsonValue::Bool(b)) => Value::Boolean(b),
+        (ColumnType::Text, JsonValue::String(s)) if postgres && s.contains('\0') => {
+            return Err(
+                "holds a NUL character (\\u0000), which PostgreSQL cannot store in text".into(),
+            )
+        }
+        (ColumnType::Text, JsonValue::String(s)) => Value::Text(s),
+        (ColumnType::Date, JsonValue::String(s)) => match parse_date(&s) {
+            Some(date) => Value::Date(date),
+            None => {
+                return Err(format!(
+                    "holds {}, which is not a date YYYY-MM-DD",
+                    JsonValue::String(s)
+                ))
+            }
+        },
+        (ColumnType::Timestamp, JsonValue::String(s)) => {
+            match s.ends_with('Z').then(|| parse_timestamp(&s)).flatten() {
+                Some(time) => Value::Timestamp(time),
+                None => {
+                    return Err(format!(
+                        "holds {}, which is not a timestamp YYYY-MM-DDTHH:MM:SS.ffffffZ",
+                        JsonValue::String(s)
+                    ))
+                }
+            }
+        }
+        (ty, json) => return Err(format!("holds {json}, which is not {}", describe(ty))),
+    };
+    match column.check {
+        Some(check) if !check.allows(&value) => Err(format!(
+            "holds {value:?}, which the check {} rejects",
+            check.sql(column.name)
+        )),
+        _ => Ok(value),
+    }
+}
+
+fn describe(ty: ColumnType) -> &'static str {
+    match ty {
+        ColumnType::Integer => "an integer (i64)",
+        ColumnType::Real => "a number",
+        ColumnType::Text => "a string",
+        ColumnType::Boolean => "true or false",
+        ColumnType::Date => "a date string",
+        ColumnType::Timestamp => "a timestamp string",
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for JsonValue {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<JsonValue, D::Error> {
+        deserializer.deserialize_any(JsonValueVisitor)
+    }
+}
+
+struct JsonValueVisitor;
+
+impl<'de> serde::de::Visitor<'de> for JsonValueVisitor {
+    type Value = JsonValue;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a column value: null, true, false, a number or a string")
+    }
+
+    fn visit_unit<E>(self) -> Result<JsonValue, E> {
+        Ok(JsonValue::Null)
+    }
+
+    fn visit_bool<E>(self, b: bool) -> Result<JsonValue, E> {
+        Ok(JsonValue::Bool(b))
+    }
+
+    fn visit_i64<E>(self, i: i64) -> Result<JsonValue, E> {
+        Ok(JsonValue::Integer(i))
+    }
+
+    fn visit_u64<E>(self, u: u64) -> Result<JsonValue, E> {
+        Ok(i64::try_from(u).map_or(JsonValue::BigInteger(u), JsonValue::Integer))
+    }
+
+    fn visit_f64<E>(self, r: f64) -> Result<JsonValue, E> {
+        Ok(JsonValue::Float(r))
+    }
+
+    fn visit_str<E>(self, s: &str) -> Result<JsonValue, E> {
+        Ok(JsonValue::String(s.to_owned()))
+    }
+
+    fn visit_string<E>(self, s: String) -> Result<JsonValue, E> {
+        Ok(JsonValue::String(s))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn encode(value: Value) -> String {
+        let mut out = Vec::new();
+        write_value(&mut out, &value, &mut String::new()).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn reals_are_written_shortest_and_read_back_exactly() {
+        let percentile = app::schema::GRADES.column("percentile").unwrap();
+        for r in [0.1, 33.333333333333336, 1e-300, 50.0, 99.99999999999999] {
+            let text = encode(Value::Real(r));
+            let read: f64 = serde_json::from_str(&text).unwrap();
+            assert_eq!(read.to_bits(), r.to_bits(), "{text}");
+            let json = JsonValue::Float(read);
+            assert_eq!(column_value(percentile, json, true), Ok(Value::Real(r)));
+        }
+        assert_eq!(encode(Value::Real(0.1)), "0.1");
+        assert_eq!(encode(Value::Real(50.0)), "50.0");
+        assert_eq!(encode(Value::Real(1e-300)), "1e-300");
+        assert!(write_value(&mut Vec::new(), &Value::Real(f64::NAN), &mut String::new()).is_err());
+    }
+
+    #[test]
+    fn values_that_do_not_fit_their_column_are_rejected() {
+        let kind = app::schema::GRADES.column("kind").unwrap();
+        let taken_on = app::schema::GRADES.column("taken_on").unwrap();
+        let comments = app::schema::GRADES.column("comments").unwrap();
+        let text = |s: &str| JsonValue::String(s.into());
+        assert!(column_value(kind, text("bogus"), false)
+            .unwrap_err()
+            .contains("check"));
+        assert!(column_value(kind, JsonValue::Null, false)
+            .unwrap_err()
+            .contains("NOT NULL"));
+        assert!(column_value(taken_on, text("2023-02-29"), false).is_err());
+        assert!(column_value(taken_on, JsonValue::Integer(3), false).is_err());
+        assert!(column_value(comments, text("a\0b"), true).is_err());
+        assert!(column_value(comments, text("a\0b"), false).is_ok());
+    }
+}
