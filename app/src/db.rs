@@ -45,9 +45,10 @@ pub enum Error {
     /// A SQLite statement failed.
     #[error("SQLite: {0}")]
     Sqlite(#[from] rusqlite::Error),
-    /// A PostgreSQL statement failed.
+    /// A PostgreSQL statement failed. Not a `source`: the driver's own text spans lines and would
+    /// repeat what [`postgres_message`] already says.
     #[error("PostgreSQL: {}", postgres_message(.0))]
-    Postgres(#[from] postgres::Error),
+    Postgres(postgres::Error),
     /// The database has no schema yet.
     #[error("{0} has no schema yet: run `cargo xtask migrate` first")]
     NoSchema(String),
@@ -75,6 +76,12 @@ pub enum Error {
         /// The column type.
         ty: ColumnType,
     },
+}
+
+impl From<postgres::Error> for Error {
+    fn from(error: postgres::Error) -> Error {
+        Error::Postgres(error)
+    }
 }
 
 /// Shorthand for this module's results.
@@ -337,6 +344,30 @@ impl Database {
         })
     }
 
+    /// Before a bulk load into empty tables: on PostgreSQL, drops every key and index, so that rows go
+    /// into bare tables and [`Database::rebuild_keys`] builds each index once and checks each
+    /// reference in one pass, as `pg_restore` does; several times faster than maintaining them row by
+    /// row. Call inside the load's transaction: a failure rolls the drop back too. SQLite, which
+    /// cannot drop constraints, is left as it is.
+    pub fn drop_keys(&mut self) -> Result<()> {
+        if let Database::Postgres(_) = self {
+            for key in schema::keys().iter().rev() {
+                self.execute_batch(&key.drop_sql())?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Rebuilds what [`Database::drop_keys`] dropped, checking the loaded rows against each key.
+    pub fn rebuild_keys(&mut self) -> Result<()> {
+        if let Database::Postgres(_) = self {
+            for key in schema::keys() {
+                self.execute_batch(&key.create_sql())?;
+            }
+        }
+        Ok(())
+    }
+
     /// Moves PostgreSQL's identity sequences past the highest id of each table, so that the app's
     /// next insert after rows were written with explicit ids does not collide. SQLite needs nothing:
     /// its `INTEGER PRIMARY KEY` always continues from the highest id.
@@ -367,24 +398,49 @@ impl Database {
                 child = table.name,
                 parent = fk.table,
             );
-            let found: Option<(i64, i64)> = match self {
-                Database::Sqlite(conn) => {
-                    let mut statement = conn.prepare(&sql)?;
-                    let mut rows = statement.query([])?;
-                    match rows.next()? {
-                        Some(row) => Some((row.get(0)?, row.get(1)?)),
-                        None => None,
-                    }
-                }
-                Database::Postgres(client) => client
-                    .query_opt(&sql, &[])?
-                    .map(|row| (row.get(0), row.get(1))),
-            };
-            if let Some((id, value)) = found {
+            if let Some((id, value)) = self.query_pair(&sql)? {
                 return Ok(Some((id, column.name, value)));
             }
         }
         Ok(None)
+    }
+
+    /// The first row of `table` (lowest id) whose value in a unique column another row with a lower
+    /// id already has, as `(id, column, that other row's id)`.
+    pub fn find_duplicate(
+        &mut self,
+        table: &'static Table,
+    ) -> Result<Option<(i64, &'static str, i64)>> {
+        for column in table.columns.iter().filter(|c| c.unique) {
+            let sql = format!(
+                "SELECT t.{PRIMARY_KEY}, (SELECT min(u.{PRIMARY_KEY}) FROM {table} u WHERE u.{col} = t.{col}) \
+                 FROM {table} t WHERE EXISTS (SELECT 1 FROM {table} u WHERE u.{col} = t.{col} \
+                 AND u.{PRIMARY_KEY} < t.{PRIMARY_KEY}) ORDER BY t.{PRIMARY_KEY} LIMIT 1",
+                col = column.name,
+                table = table.name,
+            );
+            if let Some((id, first)) = self.query_pair(&sql)? {
+                return Ok(Some((id, column.name, first)));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Runs a query that returns at most one row of two integers.
+    fn query_pair(&mut self, sql: &str) -> Result<Option<(i64, i64)>> {
+        Ok(match self {
+            Database::Sqlite(conn) => {
+                let mut statement = conn.prepare(sql)?;
+                let mut rows = statement.query([])?;
+                match rows.next()? {
+                    Some(row) => Some((row.get(0)?, row.get(1)?)),
+                    None => None,
+                }
+            }
+            Database::Postgres(client) => client
+                .query_opt(sql, &[])?
+                .map(|row| (row.get(0), row.get(1))),
+        })
     }
 
     /// Calls `each` with every row of `table`, by id ascending, typed as the schema says; rows are

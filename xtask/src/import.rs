@@ -127,6 +127,7 @@ fn read_header(path: &Path) -> anyhow::Result<Header> {
 fn load(db: &mut Database, path: &Path, header: &Header) -> anyhow::Result<Vec<u64>> {
     db.defer_foreign_keys()?;
     db.delete_all_rows()?;
+    db.drop_keys()?;
     let mut loader = Loader {
         postgres: db.backend() == Backend::Postgres,
         db,
@@ -158,8 +159,10 @@ fn load(db: &mut Database, path: &Path, header: &Header) -> anyhow::Result<Vec<u
         );
     }
     for table in TABLES {
+        check_unique(db, table)?;
         check_references(db, table)?;
     }
+    db.rebuild_keys()?;
     db.reset_id_sequences()?;
     Ok(counts)
 }
@@ -169,6 +172,30 @@ fn check_references(db: &mut Database, table: &'static Table) -> anyhow::Result<
     let Some((id, column, missing)) = db.find_dangling_reference(table)? else {
         return Ok(());
     };
+    let parent = table
+        .column(column)
+        .and_then(|c| c.references)
+        .map_or("?", |fk| fk.table);
+    anyhow::bail!(
+        "{}: refers to {parent} id {missing}, which is not in the file",
+        place_of(db, table, id, column)?
+    )
+}
+
+/// Fails on the first row of `table` whose value in a unique column an earlier row already has (on
+/// PostgreSQL the unique keys are rebuilt only after the load, so this names the row first).
+fn check_unique(db: &mut Database, table: &'static Table) -> anyhow::Result<()> {
+    let Some((id, column, first)) = db.find_duplicate(table)? else {
+        return Ok(());
+    };
+    anyhow::bail!(
+        "{}: the same value as the row with id {first}, but {column} must be unique",
+        place_of(db, table, id, column)?
+    )
+}
+
+/// `table T, row N (id I), column C` for a loaded row.
+fn place_of(db: &mut Database, table: &Table, id: i64, column: &str) -> anyhow::Result<String> {
     // Ids are ascending in the file, so the row's position is the number of ids up to its own.
     let position = db
         .query_i64(&format!(
@@ -176,15 +203,10 @@ fn check_references(db: &mut Database, table: &'static Table) -> anyhow::Result<
             table.name
         ))?
         .unwrap_or(0);
-    let parent = table
-        .column(column)
-        .and_then(|c| c.references)
-        .map_or("?", |fk| fk.table);
-    anyhow::bail!(
-        "table {}, row {position} (id {id}), column {column}: refers to {parent} id {missing}, \
-         which is not in the file",
+    Ok(format!(
+        "table {}, row {position} (id {id}), column {column}",
         table.name
-    )
+    ))
 }
 
 /// Opens the file at `path` and drives `visitor` over its top-level object. The outer error is an I/O

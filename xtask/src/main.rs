@@ -104,7 +104,8 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             // One line: what failed, then why, each layer after a colon.
-            let message = app::url::redact(&format!("{error:#}"));
+            // One line even when a tool or server said several.
+            let message = app::url::redact(&format!("{error:#}")).replace('\n', "; ");
             eprintln!("error: {message}");
             let code = error.downcast_ref::<Exit>().map_or(1, Exit::code);
             if json {
