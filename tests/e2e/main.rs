@@ -2,6 +2,7 @@
 //! (see the `tests` support crate for how the server is found or started).
 
 mod backup_restore;
+mod compression;
 mod export_import;
 mod foundation;
 mod prune;

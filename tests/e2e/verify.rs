@@ -142,3 +142,95 @@ fn a_dump_of_another_schema_version_is_refused_before_anything_changes() {
     );
     assert_eq!(target.content_hash(), before);
 }
+
+/// A seeded SQLite database and its export at `dir/NAME`.
+fn json_export(dir: &Path, name: &str) -> (TestDb, String) {
+    let db = TestDb::sqlite();
+    xtask_ok(&db, &["seed", "--students", "30"]);
+    let file = dir.join(name).to_str().unwrap().to_string();
+    xtask_ok(&db, &["export", "--file", &file]);
+    (db, file)
+}
+
+#[test]
+fn good_exports_verify_into_either_backend_plain_or_compressed() {
+    let dir = tempfile::tempdir().unwrap();
+    let pg = TestDb::postgres();
+    for name in ["plain.json", "small.json.gz", "small.json.zst"] {
+        let (_, file) = json_export(dir.path(), name);
+        let on_sqlite = xtask(&["verify", &file, "--json"]);
+        assert!(on_sqlite.success, "{name}: {on_sqlite:#?}");
+        let line = json_line(&on_sqlite);
+        assert_eq!(
+            (&line["kind"], &line["backend"]),
+            (&"json".into(), &"sqlite".into())
+        );
+        assert_eq!(line["rows"]["students"], 30);
+        let on_postgres = xtask_on(&pg, &["verify", &file]);
+        assert!(on_postgres.success, "{name}: {on_postgres:#?}");
+        assert!(
+            on_postgres.stderr.contains("scratch postgres database"),
+            "{}",
+            on_postgres.stderr
+        );
+    }
+}
+
+#[test]
+fn broken_exports_fail_verification_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases: [(&str, &Breakage, &str); 4] = [
+        (
+            "truncated",
+            &|file| {
+                let text = std::fs::read_to_string(file).unwrap();
+                std::fs::write(file, &text[..text.len() * 2 / 3]).unwrap();
+            },
+            "EOF",
+        ),
+        (
+            "a row count that disagrees",
+            &|file| edit(file, "\"students\": 30", "\"students\": 31"),
+            "table students: the file holds 30 rows but its row_counts says 31",
+        ),
+        (
+            "a grade of a missing student",
+            &|file| {
+                edit(
+                    file,
+                    "{\"id\":1,\"student_id\":1,",
+                    "{\"id\":1,\"student_id\":999,",
+                )
+            },
+            "refers to students id 999",
+        ),
+        (
+            "another schema version",
+            &|file| edit(file, "\"schema_version\": 1", "\"schema_version\": 2"),
+            "schema version 2",
+        ),
+    ];
+    for (what, break_it, reason) in cases {
+        let (_, file) = json_export(dir.path(), "export.json");
+        break_it(&file);
+        let outcome = xtask(&["verify", &file]);
+        assert_eq!(outcome.code, Some(4), "{what}: {outcome:#?}");
+        assert!(
+            outcome.stderr.contains(reason),
+            "{what}: {}",
+            outcome.stderr
+        );
+        std::fs::remove_file(&file).unwrap();
+    }
+}
+
+/// Replaces the first `from` in the file by `to`, failing if it is not there.
+fn edit(file: &str, from: &str, to: &str) {
+    let text = std::fs::read_to_string(file).unwrap();
+    assert!(
+        text.contains(from),
+        "{from} in {}",
+        &text[..400.min(text.len())]
+    );
+    std::fs::write(file, text.replacen(from, to, 1)).unwrap();
+}

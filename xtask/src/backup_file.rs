@@ -7,6 +7,8 @@ use std::path::Path;
 use anyhow::Context as _;
 use app::Backend;
 
+use crate::compression::{open_decompressed, Compression};
+
 /// What a file is, from its first bytes.
 #[derive(Debug, PartialEq, Eq)]
 pub enum FileKind {
@@ -35,10 +37,6 @@ impl FileKind {
                 .any(|w| w == b"toefl-dashboard-export")
         {
             FileKind::JsonExport
-        } else if head.starts_with(&[0x1f, 0x8b]) {
-            FileKind::Unknown("gzip-compressed: decompress it first")
-        } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-            FileKind::Unknown("zstd-compressed: decompress it first")
         } else if head.is_empty() {
             FileKind::Unknown("it is empty")
         } else {
@@ -56,14 +54,32 @@ impl FileKind {
     }
 }
 
-/// Reads the first bytes of `path` to tell what it is.
+/// Reads the first bytes of `path` (decompressed, for a compressed file) to tell what it is.
 pub fn identify(path: &Path) -> anyhow::Result<FileKind> {
-    let mut head = Vec::with_capacity(4096);
+    let mut head = Vec::with_capacity(HEAD);
     std::fs::File::open(path)
-        .and_then(|file| file.take(4096).read_to_end(&mut head))
+        .and_then(|file| file.take(HEAD as u64).read_to_end(&mut head))
         .with_context(|| format!("cannot read {}", path.display()))?;
-    Ok(FileKind::of(&head))
+    let compression = Compression::of(&head);
+    if compression == Compression::None {
+        return Ok(FileKind::of(&head));
+    }
+    let mut plain = Vec::with_capacity(HEAD);
+    // A file whose start does not decompress, or decompresses to something else, is not ours.
+    let _ = open_decompressed(path)?
+        .take(HEAD as u64)
+        .read_to_end(&mut plain);
+    Ok(match FileKind::of(&plain) {
+        FileKind::JsonExport => FileKind::JsonExport,
+        _ => FileKind::Unknown(match compression {
+            Compression::Gzip => "gzip-compressed, but not an export of this tool",
+            _ => "zstd-compressed, but not an export of this tool",
+        }),
+    })
 }
+
+/// How much of a file identification reads.
+const HEAD: usize = 4096;
 
 #[cfg(test)]
 mod tests {
@@ -71,7 +87,7 @@ mod tests {
 
     #[test]
     fn files_are_known_by_their_content() {
-        let cases: [(&[u8], FileKind); 7] = [
+        let cases: [(&[u8], FileKind); 6] = [
             (b"SQLite format 3\0rest", FileKind::Sqlite),
             (b"PGDMP\x01\x0e\x00rest", FileKind::PostgresDump(1, 14)),
             (
@@ -84,11 +100,7 @@ mod tests {
             ),
             (
                 b"\x1f\x8b\x08",
-                FileKind::Unknown("gzip-compressed: decompress it first"),
-            ),
-            (
-                b"\x28\xb5\x2f\xfd",
-                FileKind::Unknown("zstd-compressed: decompress it first"),
+                FileKind::Unknown("neither a SQLite database nor a pg_dump custom-format dump"),
             ),
             (b"", FileKind::Unknown("it is empty")),
         ];

@@ -1,12 +1,13 @@
 //! `cargo xtask export`: every row of every table, from one consistent snapshot, to a JSON file in the
 //! universal format of [`crate::export_format`], streamed so that memory stays flat.
 
-use std::io::{BufWriter, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use app::{Create, Database, DatabaseUrl, Table};
 
+use crate::compression::{CompressedWriter, Compression};
 use crate::export_format::{write_header, RowEncoder};
 use crate::files::{describe_counts, human_size, timestamped_path, NewFile};
 use crate::report::Report;
@@ -20,6 +21,10 @@ pub struct ExportArgs {
     /// Overwrite the file if it exists
     #[arg(long)]
     force: bool,
+    /// Compress with zstd (default name .json.zst); a --file ending in .json.gz or .json.zst is
+    /// compressed with gzip or zstd anyway
+    #[arg(long)]
+    compress: bool,
 }
 
 /// Exports `url` to the chosen file and prints where it went and what it holds.
@@ -27,11 +32,25 @@ pub fn run(url: &DatabaseUrl, args: &ExportArgs) -> anyhow::Result<Report> {
     let mut report = Report::start("export");
     let mut db = Database::open(url, Create::No)?;
     db.check_schema_version(url)?;
-    let path = match &args.file {
-        Some(path) => path.clone(),
-        None => timestamped_path("toefl_export", "json")?,
+    let (path, compression) = match &args.file {
+        Some(path) => match (Compression::for_name(path), args.compress) {
+            (Compression::None, true) => anyhow::bail!(
+                "--compress writes zstd, but {} does not end in .json.zst: name it so (or .json.gz \
+                 for gzip), or leave --file out",
+                path.display()
+            ),
+            (compression, _) => (path.clone(), compression),
+        },
+        None => {
+            let compression = match args.compress {
+                true => Compression::Zstd,
+                false => Compression::None,
+            };
+            let name = timestamped_path("toefl_export", compression.export_extension())?;
+            (name, compression)
+        }
     };
-    let (counts, size) = export_to_file(&mut db, &path, args.force)
+    let (counts, size) = export_to_file(&mut db, &path, args.force, compression)
         .with_context(|| format!("cannot export {url} to {}", path.display()))?;
     let rows = || counts.iter().map(|(t, n)| (t.name, *n));
     let line = format!(
@@ -47,6 +66,7 @@ pub fn run(url: &DatabaseUrl, args: &ExportArgs) -> anyhow::Result<Report> {
         .field("kind", "json")
         .field("backend", url.backend().as_str())
         .field("bytes", size)
+        .field("compression", compression.as_str())
         .rows(rows());
     Ok(report)
 }
@@ -57,14 +77,15 @@ pub fn export_to_file(
     db: &mut Database,
     path: &Path,
     force: bool,
+    compression: Compression,
 ) -> anyhow::Result<(Vec<(&'static Table, u64)>, u64)> {
     let mut file = NewFile::create(path, force)?;
     let counts = db.read_snapshot(|db| {
         // The counts go in the header, before the rows: they come from the same snapshot.
         let counts = db.row_counts()?;
-        let mut out = BufWriter::with_capacity(1 << 20, file.file());
+        let mut out = CompressedWriter::new(file.file(), compression)?;
         write_tables(db, &counts, &mut out)?;
-        out.flush()?;
+        out.finish()?;
         Ok::<_, anyhow::Error>(counts)
     })?;
     let size = file.persist()?;

@@ -27,9 +27,18 @@ pub struct Header {
     pub schema_version: Option<i64>,
     /// The rows of each table, by table name.
     pub row_counts: Option<BTreeMap<String, u64>>,
+    /// When the export was taken, as the file says.
+    pub exported_at: Option<String>,
+    /// Where it came from: `{"backend": "sqlite" | "postgres"}`.
+    pub source: Option<serde_json::Value>,
 }
 
 impl Header {
+    /// The backend the export came from, as its `source` says.
+    pub fn source_backend(&self) -> Option<&str> {
+        self.source.as_ref()?.get("backend")?.as_str()
+    }
+
     /// The field names of a header, in the order an export writes them.
     pub const FIELDS: [&'static str; 6] = [
         "format",

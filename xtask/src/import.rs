@@ -6,8 +6,6 @@
 //! written as soon as it is read.
 
 use std::fmt;
-use std::fs::File;
-use std::io::BufReader;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
@@ -17,6 +15,7 @@ use serde::de::{
     self, DeserializeSeed, Deserializer as _, IgnoredAny, MapAccess, SeqAccess, Visitor,
 };
 
+use crate::compression::{open_decompressed, Compression};
 use crate::confirm::open_confirmed_target;
 use crate::export::export_to_file;
 use crate::export_format::{column_value, Header, JsonValue};
@@ -83,10 +82,21 @@ pub fn run(url: &DatabaseUrl, args: &ImportArgs) -> anyhow::Result<Report> {
     Ok(report)
 }
 
+/// Loads the export at `path` into `db`, a database without data (such as a scratch database):
+/// the header is checked, the schema created, and the rows loaded and checked in one transaction.
+/// Returns the file's header and the rows per table.
+pub fn load_into(db: &mut Database, path: &Path) -> anyhow::Result<(Header, Vec<u64>)> {
+    let header = read_header(path)?;
+    header.check(path)?;
+    db.migrate()?;
+    let counts = db.transaction(|db| load(db, path, &header))?;
+    Ok((header, counts))
+}
+
 /// Exports what `db` holds now, so that importing the wrong file never loses anything.
 fn save_current_data(url: &DatabaseUrl, db: &mut Database) -> anyhow::Result<()> {
     let path = timestamped_path("toefl_pre_import", "json")?;
-    export_to_file(db, &path, false).with_context(|| {
+    export_to_file(db, &path, false, Compression::None).with_context(|| {
         format!(
             "cannot save the current data of {url} before the import (pass --no-safety-backup to \
              import without this safety export)"
@@ -100,7 +110,7 @@ fn save_current_data(url: &DatabaseUrl, db: &mut Database) -> anyhow::Result<()>
 }
 
 /// Reads the header of the file at `path`, stopping where `tables` begins.
-fn read_header(path: &Path) -> anyhow::Result<Header> {
+pub fn read_header(path: &Path) -> anyhow::Result<Header> {
     let mut header = Header::default();
     let mut reached_tables = false;
     let parsed = parse_file(
@@ -215,8 +225,7 @@ fn parse_file(
     path: &Path,
     visitor: ExportFile<'_, '_>,
 ) -> anyhow::Result<Result<(), serde_json::Error>> {
-    let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    let mut parser = serde_json::Deserializer::from_reader(BufReader::with_capacity(1 << 16, file));
+    let mut parser = serde_json::Deserializer::from_reader(open_decompressed(path)?);
     Ok(parser.deserialize_map(visitor).and_then(|()| parser.end()))
 }
 
@@ -299,6 +308,8 @@ impl<'de> Visitor<'de> for ExportFile<'_, '_> {
                 ("format_version", None) => self.header.format_version = Some(map.next_value()?),
                 ("schema_version", None) => self.header.schema_version = Some(map.next_value()?),
                 ("row_counts", None) => self.header.row_counts = Some(map.next_value()?),
+                ("exported_at", None) => self.header.exported_at = Some(map.next_value()?),
+                ("source", None) => self.header.source = Some(map.next_value()?),
                 (_, None) if is_header => {
                     map.next_value::<IgnoredAny>()?;
                 }

@@ -6,6 +6,7 @@
 mod backup;
 mod backup_file;
 mod backup_name;
+mod compression;
 mod confirm;
 mod export;
 mod export_format;

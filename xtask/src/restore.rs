@@ -169,17 +169,7 @@ pub fn check_postgres_dump(path: &Path, format: (u8, u8)) -> anyhow::Result<Chec
     pg_restore
         .run(None, &[OsStr::new("--file=/dev/null"), path.as_os_str()])
         .with_context(|| format!("{} is damaged or truncated", path.display()))?;
-    let table_arg = format!("--table={MIGRATIONS_TABLE}");
-    let migrations = pg_restore.run(
-        None,
-        &[
-            OsStr::new("--data-only"),
-            OsStr::new(&table_arg),
-            OsStr::new("--file=-"),
-            path.as_os_str(),
-        ],
-    )?;
-    match dumped_schema_version(&migrations) {
+    match dump_schema_version(&pg_restore, path)? {
         Some(SCHEMA_VERSION) => Ok(Checked::Postgres(pg_restore)),
         found => anyhow::bail!(
             "{} has schema version {}, but this tool expects version {SCHEMA_VERSION}: restore it \
@@ -188,6 +178,18 @@ pub fn check_postgres_dump(path: &Path, format: (u8, u8)) -> anyhow::Result<Chec
             found.map_or("none".to_string(), |v| v.to_string())
         ),
     }
+}
+
+/// The schema version a dump records in its migrations table, read without restoring it.
+pub fn dump_schema_version(pg_restore: &PgTool, path: &Path) -> anyhow::Result<Option<i64>> {
+    let table_arg = format!("--table={MIGRATIONS_TABLE}");
+    let args = [
+        OsStr::new("--data-only"),
+        OsStr::new(&table_arg),
+        OsStr::new("--file=-"),
+        path.as_os_str(),
+    ];
+    Ok(dumped_schema_version(&pg_restore.run(None, &args)?))
 }
 
 /// The highest version in the `COPY ... FROM stdin` data of the migrations table, as

@@ -10,6 +10,7 @@ use app::{Backend, Create, Database, DatabaseUrl, TABLES};
 use crate::backup::copy_whole_database;
 use crate::backup_file::{identify, FileKind};
 use crate::files::describe_counts;
+use crate::import::load_into;
 use crate::report::Report;
 use crate::restore::{
     check_backend, check_postgres_dump, check_sqlite_backup, restore_dump, Checked,
@@ -38,10 +39,15 @@ pub fn run(
     let mut report = Report::start("verify");
     let path = &args.file;
     let kind = identify(path)?;
-    let (backend, mut scratch) = match kind.backend() {
-        Some(Backend::Sqlite) => (Backend::Sqlite, Scratch::sqlite(path)?),
-        Some(Backend::Postgres) => (Backend::Postgres, Scratch::postgres(&url()?)?),
-        None => {
+    let mut scratch = match (&kind, kind.backend()) {
+        (_, Some(Backend::Sqlite)) => Scratch::sqlite(path)?,
+        (_, Some(Backend::Postgres)) => Scratch::postgres(&url()?)?,
+        // An export goes into a scratch database of the target's backend, the one it is meant for.
+        (FileKind::JsonExport, None) => match url()? {
+            url @ DatabaseUrl::Postgres(_) => Scratch::postgres(&url)?,
+            DatabaseUrl::Sqlite(_) => Scratch::sqlite(path)?,
+        },
+        (_, None) => {
             // Let restore's own check say what the file is and which command takes it.
             let refusal = check_backend(path, &kind, Backend::Sqlite).err();
             return Err(failed(
@@ -50,42 +56,67 @@ pub fn run(
             ));
         }
     };
-    let counts = restore_and_check(path, &kind, &mut scratch).map_err(|e| failed(path, e))?;
+    let restored = restore_and_check(path, &kind, &mut scratch).map_err(|e| failed(path, e))?;
     let line = format!(
-        "{} is a good {backend} backup: it restores with schema version {}, integrity and every \
-         foreign key hold; rows: {}",
+        "{} is a good {} backup of a {} database: restored into a scratch {} database, it has \
+         schema version {}, and its row counts and every foreign key hold; rows: {}",
         path.display(),
+        restored.kind,
+        restored.backend,
+        scratch.url.backend(),
         app::SCHEMA_VERSION,
-        describe_counts(counts.iter().map(|(t, n)| (*t, *n)))
+        describe_counts(restored.counts.iter().map(|(t, n)| (*t, *n)))
     );
     report
         .say(line)
         .field("path", path.display().to_string())
-        .field("kind", "native")
-        .field("backend", backend.as_str())
+        .field("kind", restored.kind)
+        .field("backend", restored.backend)
         .field("bytes", std::fs::metadata(path)?.len())
         .field("verified", true)
-        .rows(counts.iter().map(|(t, n)| (*t, *n)));
+        .rows(restored.counts.iter().map(|(t, n)| (*t, *n)));
     Ok(report)
+}
+
+/// What a verified file turned out to hold.
+struct Restored {
+    /// `native` or `json`.
+    kind: &'static str,
+    /// The backend the data came from.
+    backend: String,
+    /// Rows per table.
+    counts: Vec<(&'static str, u64)>,
 }
 
 fn failed(path: &Path, error: anyhow::Error) -> anyhow::Error {
     Exit::VerificationFailed(format!("{} failed verification: {error:#}", path.display())).into()
 }
 
-/// Restores the file into the scratch database and checks it there; returns its row counts.
+/// Restores the file into the scratch database and checks it there.
 fn restore_and_check(
     path: &Path,
     kind: &FileKind,
     scratch: &mut Scratch,
-) -> anyhow::Result<Vec<(&'static str, u64)>> {
+) -> anyhow::Result<Restored> {
     let target = scratch.url.clone();
-    let check = match kind {
-        FileKind::Sqlite => check_sqlite_backup(path)?,
-        FileKind::PostgresDump(major, minor) => check_postgres_dump(path, (*major, *minor))?,
-        FileKind::JsonExport | FileKind::Unknown(_) => unreachable!("refused before"),
-    };
     let mut db = Database::open(&target, Create::IfMissing)?;
+    let (check, backend) = match kind {
+        FileKind::Sqlite => (check_sqlite_backup(path)?, Backend::Sqlite),
+        FileKind::PostgresDump(major, minor) => (
+            check_postgres_dump(path, (*major, *minor))?,
+            Backend::Postgres,
+        ),
+        FileKind::JsonExport => {
+            // The import checks every value, the row counts against the header, and every reference.
+            let (header, _) = load_into(&mut db, path)?;
+            return Ok(Restored {
+                kind: "json",
+                backend: header.source_backend().unwrap_or("unknown").to_string(),
+                counts: check_restored(&mut db, &target)?,
+            });
+        }
+        FileKind::Unknown(_) => unreachable!("refused before"),
+    };
     match check {
         Checked::Sqlite(backup) => {
             let Database::Sqlite(conn) = &mut db else {
@@ -95,7 +126,11 @@ fn restore_and_check(
         }
         Checked::Postgres(pg_restore) => restore_dump(&pg_restore, &target, path)?,
     }
-    check_restored(&mut db, &target)
+    Ok(Restored {
+        kind: "native",
+        backend: backend.to_string(),
+        counts: check_restored(&mut db, &target)?,
+    })
 }
 
 /// Checks a restored database: schema version, every foreign key; returns the row counts.
