@@ -5,6 +5,7 @@ mod backup_restore;
 mod compression;
 mod export_import;
 mod foundation;
+mod list;
 mod prune;
 mod scripting;
 mod verify;

@@ -4,10 +4,10 @@
 use std::io::Read as _;
 use std::path::Path;
 
-use anyhow::Context as _;
 use app::Backend;
 
 use crate::compression::{open_decompressed, Compression};
+use crate::files::read_head;
 
 /// What a file is, from its first bytes.
 #[derive(Debug, PartialEq, Eq)]
@@ -56,10 +56,7 @@ impl FileKind {
 
 /// Reads the first bytes of `path` (decompressed, for a compressed file) to tell what it is.
 pub fn identify(path: &Path) -> anyhow::Result<FileKind> {
-    let mut head = Vec::with_capacity(HEAD);
-    std::fs::File::open(path)
-        .and_then(|file| file.take(HEAD as u64).read_to_end(&mut head))
-        .with_context(|| format!("cannot read {}", path.display()))?;
+    let head = read_head(path, HEAD)?;
     let compression = Compression::of(&head);
     if compression == Compression::None {
         return Ok(FileKind::of(&head));

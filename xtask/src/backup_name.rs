@@ -1,6 +1,9 @@
 //! The names this tool gives its files: `toefl_{series}_YYYYMMDD_HHMMSS.{extension}`, in UTC. A file
 //! with any other name is not one of ours, and `prune` never touches it.
 
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
 use chrono::NaiveDateTime;
 
 /// What made a backup file, as its name says.
@@ -61,6 +64,22 @@ impl BackupName {
         let taken_at = NaiveDateTime::parse_from_str(stamp, "%Y%m%d_%H%M%S").ok()?;
         Some(BackupName { series, taken_at })
     }
+}
+
+/// The regular files in `dir` whose names this tool gave, in directory order.
+pub fn files_named_by_us(dir: &Path) -> anyhow::Result<Vec<(BackupName, PathBuf)>> {
+    let cannot_read = || format!("cannot read directory {}", dir.display());
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).with_context(cannot_read)? {
+        let entry = entry.with_context(cannot_read)?;
+        let Some(name) = entry.file_name().to_str().and_then(BackupName::parse) else {
+            continue;
+        };
+        if entry.file_type().with_context(cannot_read)?.is_file() {
+            files.push((name, entry.path()));
+        }
+    }
+    Ok(files)
 }
 
 #[cfg(test)]

@@ -137,3 +137,13 @@ pub fn describe_counts<'a>(counts: impl IntoIterator<Item = (&'a str, u64)>) -> 
         .collect();
     parts.join(", ")
 }
+
+/// The first `limit` bytes of the file at `path` (fewer if it is shorter).
+pub fn read_head(path: &Path, limit: usize) -> anyhow::Result<Vec<u8>> {
+    use std::io::Read as _;
+    let mut head = Vec::with_capacity(limit);
+    File::open(path)
+        .and_then(|file| file.take(limit as u64).read_to_end(&mut head))
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    Ok(head)
+}

@@ -12,6 +12,7 @@ mod export;
 mod export_format;
 mod files;
 mod import;
+mod list;
 mod migrate;
 mod pg_tools;
 mod progress;
@@ -66,6 +67,8 @@ enum Command {
     Restore(restore::RestoreArgs),
     /// Prove that a backup restores: restore it into a scratch database and check it there
     Verify(verify::VerifyArgs),
+    /// List the backups and exports in backups/, newest first, described from their content
+    List(list::ListArgs),
     /// Delete old backups and exports by retention rules (files this tool did not name are never touched)
     Prune(prune::PruneArgs),
 }
@@ -128,6 +131,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Backup(args) => backup::run(&url()?, &args),
         Command::Restore(args) => restore::run(&url()?, &args),
         Command::Verify(args) => verify::run(url, &args),
+        Command::List(args) => list::run(&args),
         Command::Prune(args) => prune::run(&args),
     }?;
     report.print(cli.json);

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use chrono::{Datelike, NaiveDateTime};
 
-use crate::backup_name::{BackupName, Series};
+use crate::backup_name::{files_named_by_us, BackupName, Series};
 use crate::report::Report;
 
 /// Options of `cargo xtask prune`.
@@ -69,18 +69,7 @@ pub fn run(args: &PruneArgs) -> anyhow::Result<Report> {
         weekly: args.keep_weekly,
         monthly: args.keep_monthly,
     };
-    let mut files = Vec::new();
-    let entries = std::fs::read_dir(&dir)
-        .with_context(|| format!("cannot read directory {}", dir.display()))?;
-    for entry in entries {
-        let entry = entry.with_context(|| format!("cannot read directory {}", dir.display()))?;
-        let name = entry.file_name();
-        if let Some(parsed) = name.to_str().and_then(BackupName::parse) {
-            if entry.file_type()?.is_file() {
-                files.push((parsed, entry.path()));
-            }
-        }
-    }
+    let files = files_named_by_us(&dir)?;
     let names: Vec<BackupName> = files.iter().map(|(name, _)| name.clone()).collect();
     let keep = plan(&names, policy);
     let verb = if args.dry_run {
