@@ -59,25 +59,108 @@ fn failures_exit_non_zero_with_a_json_error_line() {
     assert_eq!(usage.code, Some(2), "usage errors exit 2: {usage:#?}");
 }
 
+/// Runs `xtask ARGS` on a pseudo-terminal, as a person at a terminal would, through script(1);
+/// returns everything the terminal showed.
+fn on_a_terminal(args: &[&str]) -> String {
+    on_a_terminal_answering(args, "")
+}
+
+/// Like [`on_a_terminal`], typing `keys` at the terminal; fails unless the command succeeds.
+fn on_a_terminal_answering(args: &[&str], keys: &str) -> String {
+    let (success, screen) = terminal_session(args, keys);
+    assert!(success, "{args:?}: {screen}");
+    screen
+}
+
+/// Runs `xtask ARGS` on a pseudo-terminal, typing `keys`; gives whether it succeeded and the screen.
+fn terminal_session(args: &[&str], keys: &str) -> (bool, String) {
+    // script(1) hands the command to a shell: quote every word.
+    let command = std::iter::once(env!("CARGO_BIN_EXE_xtask"))
+        .chain(args.iter().copied())
+        .map(|word| format!("'{}'", word.replace('\'', "'\\''")))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut child = std::process::Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("run script(1) from util-linux");
+    let mut stdin = child.stdin.take().unwrap();
+    std::io::Write::write_all(&mut stdin, keys.as_bytes()).unwrap();
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
 #[test]
 fn a_terminal_gets_a_progress_line_with_rows_per_second() {
-    let db = TestDb::sqlite();
-    let command = format!(
-        "{} seed --students 300 --database-url {}",
-        env!("CARGO_BIN_EXE_xtask"),
-        db.url_arg()
-    );
-    // `script` runs the command on a pseudo-terminal, as a person at a terminal would.
-    let out = std::process::Command::new("script")
-        .args(["-qec", &command, "/dev/null"])
-        .stdin(std::process::Stdio::null())
-        .output()
-        .expect("run script(1) from util-linux");
-    let screen = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{screen}");
+    let source = TestDb::sqlite();
+    let target = TestDb::sqlite();
+    let file = source.dir.path().join("export.json");
+    let file = file.to_str().unwrap();
+    let (from, to) = (source.url_arg(), target.url_arg());
+    let runs: [(&str, Vec<&str>); 3] = [
+        (
+            "seeded",
+            vec!["seed", "--students", "300", "--database-url", &from],
+        ),
+        (
+            "exported",
+            vec!["export", "--file", file, "--database-url", &from],
+        ),
+        (
+            "imported",
+            vec!["import", "--file", file, "--yes", "--database-url", &to],
+        ),
+    ];
+    for (done, args) in runs {
+        let screen = on_a_terminal(&args);
+        assert!(
+            screen.contains("rows/s") && screen.contains('\r'),
+            "{screen:?}"
+        );
+        assert!(screen.contains(done), "{screen:?}");
+    }
+}
+
+#[test]
+fn on_a_terminal_import_asks_first_showing_the_target_and_what_it_holds() {
+    let source = TestDb::sqlite();
+    crate::xtask_ok(&source, &["seed", "--students", "20"]);
+    let file = source.dir.path().join("export.json");
+    let file = file.to_str().unwrap();
+    crate::xtask_ok(&source, &["export", "--file", file]);
+    let target = TestDb::postgres();
+    crate::xtask_ok(&target, &["seed", "--students", "7"]);
+    let before = target.content_hash();
+    let url = target.url_with_password();
+    let args = [
+        "import",
+        "--file",
+        file,
+        "--no-safety-backup",
+        "--database-url",
+        &url,
+    ];
+
+    let (success, screen) = terminal_session(&args, "n\n");
+    assert!(!success, "{screen}");
     assert!(
-        screen.contains("rows/s") && screen.contains('\r'),
-        "{screen:?}"
+        screen.contains("which now holds: users") && screen.contains("students 7"),
+        "{screen}"
     );
-    assert!(screen.contains("seeded"), "{screen:?}");
+    assert!(
+        screen.contains("Go on? [y/N]") && screen.contains("cancelled"),
+        "{screen}"
+    );
+    assert!(!screen.contains(tests::PASSWORD), "{screen}");
+    assert_eq!(target.content_hash(), before);
+
+    let screen = on_a_terminal_answering(&args, "y\n");
+    assert!(screen.contains("imported"), "{screen}");
+    assert_eq!(target.query_i64("SELECT count(*) FROM students"), 20);
 }

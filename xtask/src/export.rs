@@ -10,6 +10,7 @@ use app::{Create, Database, DatabaseUrl, Table};
 use crate::compression::{CompressedWriter, Compression};
 use crate::export_format::{write_header, RowEncoder};
 use crate::files::{describe_counts, human_size, timestamped_path, NewFile};
+use crate::progress::Progress;
 use crate::report::Report;
 
 /// Options of `cargo xtask export`.
@@ -98,6 +99,7 @@ fn write_tables(
     out: &mut impl Write,
 ) -> anyhow::Result<()> {
     write_header(out, db.backend(), counts)?;
+    let mut progress = Progress::new("exporting", Some(counts.iter().map(|(_, n)| n).sum()));
     for (position, (table, expected)) in counts.iter().enumerate() {
         let comma = if position == 0 { "" } else { "," };
         write!(out, "{comma}\n  \"{}\": [", table.name)?;
@@ -108,6 +110,7 @@ fn write_tables(
             encoder
                 .write_row(out, row)
                 .with_context(|| format!("table {}, row id {:?}", table.name, row[0]))?;
+            progress.add(1);
             written += 1;
             Ok::<_, anyhow::Error>(())
         })?;

@@ -20,6 +20,7 @@ use crate::confirm::open_confirmed_target;
 use crate::export::export_to_file;
 use crate::export_format::{column_value, Header, JsonValue};
 use crate::files::{describe_counts, timestamped_path};
+use crate::progress::Progress;
 use crate::report::Report;
 
 /// Options of `cargo xtask import`.
@@ -144,6 +145,10 @@ fn load(db: &mut Database, path: &Path, header: &Header) -> anyhow::Result<Vec<u
         next_table: 0,
         counts: vec![0; TABLES.len()],
         place: Place::default(),
+        progress: Progress::new(
+            "importing",
+            Some(TABLES.iter().map(|t| header.row_count(t.name)).sum()),
+        ),
     };
     let mut ignored = Header::default();
     let mut reached_tables = false;
@@ -267,6 +272,7 @@ struct Loader<'db> {
     /// The rows written to each table of [`TABLES`].
     counts: Vec<u64>,
     place: Place,
+    progress: Progress,
 }
 
 /// The file's top-level object. Without a loader it reads the header and stops at `tables`; with
@@ -369,6 +375,7 @@ impl<'de> Visitor<'de> for TablesSeed<'_, '_> {
                 writer: &mut writer,
                 postgres: loader.postgres,
                 place: &mut loader.place,
+                progress: &mut loader.progress,
             })?;
             loader.place.row = None;
             loader.place.id = None;
@@ -386,6 +393,7 @@ struct RowsSeed<'a, 'w> {
     writer: &'a mut RowWriter<'w>,
     postgres: bool,
     place: &'a mut Place,
+    progress: &'a mut Progress,
 }
 
 impl<'de> DeserializeSeed<'de> for RowsSeed<'_, '_> {
@@ -426,6 +434,7 @@ impl<'de> Visitor<'de> for RowsSeed<'_, '_> {
             }
             previous_id = Some(id);
             self.writer.write(&values).map_err(de::Error::custom)?;
+            self.progress.add(1);
             written += 1;
         }
         Ok(written)
