@@ -90,3 +90,28 @@ fn list_shows_our_backups_newest_first_from_their_content() {
         outcome.stderr
     );
 }
+
+#[test]
+fn default_names_never_collide_and_go_to_the_backups_directory() {
+    let db = TestDb::sqlite();
+    xtask_ok(&db, &["seed", "--students", "5"]);
+    let backups = tempfile::tempdir().unwrap();
+    let env = [("TOEFL_BACKUPS_DIR", backups.path().as_os_str())];
+    let url = db.url_arg();
+    let mut paths = Vec::new();
+    for command in ["export", "export", "backup", "backup"] {
+        let args = [command, "--json", "--database-url", &url];
+        let outcome = tests::run_xtask_with_env(env!("CARGO_BIN_EXE_xtask"), &args, &env);
+        assert!(outcome.success, "{outcome:#?}");
+        paths.push(json_line(&outcome)["path"].as_str().unwrap().to_string());
+    }
+    let listed = xtask(&["list", "--json", "--dir", backups.path().to_str().unwrap()]);
+    assert_eq!(
+        json_line(&listed)["backups"].as_array().unwrap().len(),
+        4,
+        "{paths:?}"
+    );
+    for path in &paths {
+        assert!(path.starts_with(backups.path().to_str().unwrap()), "{path}");
+    }
+}

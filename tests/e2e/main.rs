@@ -7,6 +7,7 @@ mod export_import;
 mod foundation;
 mod list;
 mod prune;
+mod readme;
 mod scripting;
 mod verify;
 

@@ -1,4 +1,5 @@
-//! The names this tool gives its files: `toefl_{series}_YYYYMMDD_HHMMSS.{extension}`, in UTC. A file
+//! The names this tool gives its files: `toefl_{series}_YYYYMMDD_HHMMSS.{extension}`, in UTC (with
+//! `-2`, `-3`... after the time for further files in the same second). A file
 //! with any other name is not one of ours, and `prune` never touches it.
 
 use std::path::{Path, PathBuf};
@@ -58,6 +59,12 @@ impl BackupName {
             Some((*s, rest))
         })?;
         let (stamp, extension) = rest.split_once('.')?;
+        // A second backup in the same second is `..._HHMMSS-2`.
+        let stamp = match stamp.split_once('-') {
+            Some((stamp, n)) if n.parse::<u32>().is_ok_and(|n| n > 1) => stamp,
+            Some(_) => return None,
+            None => stamp,
+        };
         if !EXTENSIONS.contains(&extension) || stamp.len() != 15 {
             return None;
         }
@@ -94,6 +101,7 @@ mod tests {
             ("toefl_export_20260131_235959.json.zst", Series::Export),
             ("toefl_pre_import_20260101_000000.json", Series::PreImport),
             ("toefl_pre_restore_20260101_000000.dump", Series::PreRestore),
+            ("toefl_export_20260101_000000-2.json", Series::Export),
         ];
         for (name, series) in ours {
             assert_eq!(
@@ -110,6 +118,8 @@ mod tests {
             "toefl_export_20260131_235959.txt",
             ".toefl_export_20260131_235959.json.123.partial",
             "toefl_backup_20260131_2359590.db",
+            "toefl_export_20260101_000000-1.json",
+            "toefl_export_20260101_000000-x.json",
         ];
         for name in theirs {
             assert_eq!(BackupName::parse(name), None, "{name}");

@@ -8,18 +8,31 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 
-/// The workspace's `backups/` directory, created when missing.
+/// Where backups go: `TOEFL_BACKUPS_DIR` if set, else the workspace's `backups/` (whatever the
+/// current directory); created when missing.
 pub fn backups_dir() -> anyhow::Result<PathBuf> {
-    let dir = crate::project_root().join("backups");
+    let dir = match std::env::var_os("TOEFL_BACKUPS_DIR") {
+        Some(dir) => PathBuf::from(dir),
+        None => crate::project_root().join("backups"),
+    };
     std::fs::create_dir_all(&dir)
         .with_context(|| format!("cannot create the backups directory {}", dir.display()))?;
     Ok(dir)
 }
 
-/// `backups/{prefix}_YYYYMMDD_HHMMSS.{extension}`, the time in UTC.
+/// `backups/{prefix}_YYYYMMDD_HHMMSS.{extension}`, the time in UTC; when that name is taken (two
+/// backups in one second), `..._HHMMSS-2.{extension}` and so on.
 pub fn timestamped_path(prefix: &str, extension: &str) -> anyhow::Result<PathBuf> {
     let stamp = chrono::Utc::now().format("%Y%m%d_%H%M%S");
-    Ok(backups_dir()?.join(format!("{prefix}_{stamp}.{extension}")))
+    let dir = backups_dir()?;
+    let candidates = (1..).map(|n| match n {
+        1 => dir.join(format!("{prefix}_{stamp}.{extension}")),
+        n => dir.join(format!("{prefix}_{stamp}-{n}.{extension}")),
+    });
+    candidates
+        .take(1000)
+        .find(|path| !path.exists())
+        .context("a thousand backups in one second: try again")
 }
 
 /// A file being written: it lives under a temporary name in the destination's directory, readable by

@@ -35,6 +35,9 @@ instance/toefl_dev.db in the workspace. Accepted URL forms: sqlite:PATH and sqli
 the current directory), sqlite:///ABSOLUTE/PATH, postgres://USER:PASSWORD@HOST:PORT/DBNAME and
 postgresql://... (add ?sslmode=require for TLS). Passwords are never shown.
 
+Backups and exports go to the workspace's backups/ (TOEFL_BACKUPS_DIR moves it). --json prints one
+JSON line on stdout; messages for people go to stderr.
+
 Exit codes: 0 success; 1 error; 2 usage error; 3 confirmation refused; 4 verification failed.";
 
 /// Operations tooling for the TOEFL Dashboard database (SQLite in development, PostgreSQL in production).
