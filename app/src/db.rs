@@ -112,6 +112,9 @@ pub fn postgres_message(error: &postgres::Error) -> String {
 /// must never hang on an unreachable server.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long a PostgreSQL statement waits for a lock before it gives up.
+const LOCK_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// How long SQLite waits for another connection's lock before it gives up.
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -153,13 +156,14 @@ impl Database {
                         message: format!("TLS setup failed: {e}"),
                     })?;
                 let tls = postgres_native_tls::MakeTlsConnector::new(tls);
-                config
-                    .connect(tls)
-                    .map(Database::Postgres)
-                    .map_err(|e| Error::PostgresConnect {
-                        url: url.to_string(),
-                        message: postgres_message(&e),
-                    })
+                let mut client = config.connect(tls).map_err(|e| Error::PostgresConnect {
+                    url: url.to_string(),
+                    message: postgres_message(&e),
+                })?;
+                // A lock the app holds must make a restore or an import fail, not wait forever.
+                client
+                    .batch_execute(&format!("SET lock_timeout = '{}s'", LOCK_TIMEOUT.as_secs()))?;
+                Ok(Database::Postgres(client))
             }
         }
     }

@@ -22,34 +22,34 @@ pub const PASSWORD_ROLE: &str = "toefl_pw";
 pub struct PgServer {
     /// A superuser URL to the `postgres` maintenance database.
     pub admin_url: DatabaseUrl,
-    /// The unix socket directory of an ephemeral cluster (`None` for `TEST_DATABASE_URL`).
-    pub socket_dir: Option<PathBuf>,
 }
 
 /// The server for this test run, started on first use. Panics with instructions when PostgreSQL's
 /// server binaries are missing: a PostgreSQL test never passes by skipping.
 pub fn pg_server() -> &'static PgServer {
     static SERVER: OnceLock<PgServer> = OnceLock::new();
-    SERVER.get_or_init(|| match std::env::var("TEST_DATABASE_URL") {
-        Ok(url) => PgServer {
-            admin_url: DatabaseUrl::parse(&url).expect("TEST_DATABASE_URL is a PostgreSQL URL"),
-            socket_dir: None,
-        },
-        Err(_) => {
-            let cluster = Cluster::start(Tls::Off).unwrap_or_else(|e| panic!("{e}"));
-            let socket_dir = cluster.dir.clone();
-            let server = PgServer {
-                admin_url: cluster.url("postgres", "postgres"),
-                socket_dir: Some(socket_dir),
-            };
-            let mut admin = server.admin();
-            admin
-                .batch_execute(&format!(
-                    "CREATE ROLE {PASSWORD_ROLE} LOGIN SUPERUSER PASSWORD '{PASSWORD}'"
-                ))
-                .expect("create the password role");
-            server
-        }
+    SERVER.get_or_init(|| {
+        let server = match std::env::var("TEST_DATABASE_URL") {
+            Ok(url) => PgServer {
+                admin_url: DatabaseUrl::parse(&url)
+                    .expect("TEST_DATABASE_URL is a PostgreSQL URL"),
+            },
+            Err(_) => {
+                let cluster = Cluster::start(Tls::Off).unwrap_or_else(|e| panic!("{e}"));
+                PgServer {
+                    admin_url: cluster.url("postgres", "postgres"),
+                }
+            }
+        };
+        // The role may exist already on a TEST_DATABASE_URL server from an earlier run.
+        server
+            .admin()
+            .batch_execute(&format!(
+                "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{PASSWORD_ROLE}') \
+                 THEN CREATE ROLE {PASSWORD_ROLE} LOGIN SUPERUSER PASSWORD '{PASSWORD}'; END IF; END $$"
+            ))
+            .expect("create the password role");
+        server
     })
 }
 
@@ -318,17 +318,19 @@ impl TestDb {
 
     /// The same PostgreSQL database, logged in as [`PASSWORD_ROLE`] with its password.
     pub fn url_with_password(&self) -> String {
-        let name = self
-            .postgres_name
-            .as_ref()
-            .expect("a PostgreSQL test database");
-        let dir = pg_server()
-            .socket_dir
-            .as_ref()
-            .expect("an ephemeral cluster");
+        let DatabaseUrl::Postgres(url) = &self.url else {
+            panic!("a PostgreSQL test database")
+        };
+        // Replace whatever user the URL names with the password role.
+        let (scheme, rest) = url.split_once("://").expect("a URL");
+        let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+        let host = match rest[..authority_end].rsplit_once('@') {
+            Some((_, host)) => host,
+            None => &rest[..authority_end],
+        };
         format!(
-            "postgresql://{PASSWORD_ROLE}:{PASSWORD}@localhost/{name}?host={}&port=5432",
-            dir.display()
+            "{scheme}://{PASSWORD_ROLE}:{PASSWORD}@{host}{}",
+            &rest[authority_end..]
         )
     }
 
