@@ -164,3 +164,40 @@ fn on_a_terminal_import_asks_first_showing_the_target_and_what_it_holds() {
     assert!(screen.contains("imported"), "{screen}");
     assert_eq!(target.query_i64("SELECT count(*) FROM students"), 20);
 }
+
+#[test]
+fn json_lines_name_the_safety_copies_which_verify() {
+    let backups = tempfile::tempdir().unwrap();
+    let env = [("TOEFL_BACKUPS_DIR", backups.path().as_os_str())];
+    let run = |args: &[&str]| {
+        let outcome = tests::run_xtask_with_env(env!("CARGO_BIN_EXE_xtask"), args, &env);
+        assert!(outcome.success, "{args:?}: {outcome:#?}");
+        json_line(&outcome)
+    };
+    for db in crate::both_backends() {
+        let url = db.url_arg();
+        crate::xtask_ok(&db, &["seed", "--students", "10"]);
+        let export = run(&["export", "--json", "--database-url", &url]);
+        let backup = run(&["backup", "--json", "--database-url", &url]);
+        for (command, file) in [("import", &export["path"]), ("restore", &backup["path"])] {
+            let file = file.as_str().unwrap();
+            let line = run(&[
+                command,
+                "--file",
+                file,
+                "--yes",
+                "--json",
+                "--database-url",
+                &url,
+            ]);
+            let safety = line["safety_backup"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{line}"));
+            assert!(
+                safety.starts_with(backups.path().to_str().unwrap()),
+                "{safety}"
+            );
+            run(&["verify", safety, "--json", "--database-url", &url]);
+        }
+    }
+}

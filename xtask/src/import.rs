@@ -45,6 +45,7 @@ pub fn run(url: &DatabaseUrl, args: &ImportArgs) -> anyhow::Result<Report> {
     header.check(path)?;
     let action = format!("the import of {}", path.display());
     let mut db = open_confirmed_target(url, &action, args.yes)?;
+    let mut safety_backup = None;
     match db.schema_version()? {
         // An empty target, such as a fresh production database, gets the schema first.
         None => {
@@ -54,7 +55,7 @@ pub fn run(url: &DatabaseUrl, args: &ImportArgs) -> anyhow::Result<Report> {
             db.check_schema_version(url)?;
             let holds_data = db.row_counts()?.iter().any(|(_, rows)| *rows > 0);
             if holds_data && !args.no_safety_backup {
-                save_current_data(url, &mut db)?;
+                safety_backup = Some(save_current_data(url, &mut db)?);
             }
         }
     }
@@ -79,6 +80,7 @@ pub fn run(url: &DatabaseUrl, args: &ImportArgs) -> anyhow::Result<Report> {
         .field("kind", "json")
         .field("backend", url.backend().as_str())
         .field("bytes", std::fs::metadata(path)?.len())
+        .field("safety_backup", safety_backup)
         .rows(rows());
     Ok(report)
 }
@@ -95,7 +97,8 @@ pub fn load_into(db: &mut Database, path: &Path) -> anyhow::Result<(Header, Vec<
 }
 
 /// Exports what `db` holds now, so that importing the wrong file never loses anything.
-fn save_current_data(url: &DatabaseUrl, db: &mut Database) -> anyhow::Result<()> {
+/// Returns the safety export's path.
+fn save_current_data(url: &DatabaseUrl, db: &mut Database) -> anyhow::Result<String> {
     let path = timestamped_path("toefl_pre_import", "json")?;
     export_to_file(db, &path, false, Compression::None).with_context(|| {
         format!(
@@ -107,7 +110,7 @@ fn save_current_data(url: &DatabaseUrl, db: &mut Database) -> anyhow::Result<()>
         "saved the current data of {url} to {} before replacing it",
         path.display()
     );
-    Ok(())
+    Ok(path.display().to_string())
 }
 
 /// Reads the header of the file at `path`, stopping where `tables` begins.

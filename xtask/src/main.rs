@@ -42,7 +42,7 @@ Exit codes: 0 success; 1 error; 2 usage error; 3 confirmation refused; 4 verific
 
 /// Operations tooling for the TOEFL Dashboard database (SQLite in development, PostgreSQL in production).
 #[derive(Parser)]
-#[command(name = "cargo xtask", after_help = AFTER_HELP)]
+#[command(name = "cargo xtask", bin_name = "cargo xtask", after_help = AFTER_HELP)]
 struct Cli {
     /// The database to work on [default: the development SQLite file]
     #[arg(long, global = true, env = "DATABASE_URL", hide_env_values = true)]

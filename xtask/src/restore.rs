@@ -47,10 +47,11 @@ pub fn run(url: &DatabaseUrl, args: &RestoreArgs) -> anyhow::Result<Report> {
     };
     let action = format!("restoring {}", path.display());
     let mut db = open_confirmed_target(url, &action, args.yes)?;
+    let mut safety_backup = None;
     if args.no_safety_backup {
         eprintln!("no safety backup of {url} (--no-safety-backup)");
     } else {
-        save_current_data(url, &mut db)?;
+        safety_backup = save_current_data(url, &mut db)?;
     }
     match check {
         Checked::Sqlite(backup) => {
@@ -76,6 +77,7 @@ pub fn run(url: &DatabaseUrl, args: &RestoreArgs) -> anyhow::Result<Report> {
         .field("path", path.display().to_string())
         .field("kind", "native")
         .field("backend", url.backend().as_str())
+        .field("safety_backup", safety_backup)
         .rows(counts.iter().map(|(t, n)| (t.name, *n)));
     Ok(report)
 }
@@ -212,17 +214,18 @@ fn lists_table(listing: &str, name: &str) -> bool {
 }
 
 /// Saves the target's current data with the `backup` command's own code, unless there is none.
-fn save_current_data(url: &DatabaseUrl, db: &mut Database) -> anyhow::Result<()> {
+/// Returns the safety backup's path, if it took one.
+fn save_current_data(url: &DatabaseUrl, db: &mut Database) -> anyhow::Result<Option<String>> {
     let has_data = db.schema_version()?.is_some() && db.row_counts()?.iter().any(|(_, n)| *n > 0);
     if !has_data {
         eprintln!("no safety backup: {url} holds no data");
-        return Ok(());
+        return Ok(None);
     }
     let path = timestamped_path("toefl_pre_restore", backup::extension(url.backend()))?;
     let written = backup::write_backup(url, db, &path, false)
         .context("the safety backup failed, so nothing was restored")?;
     eprintln!("safety backup of {url}: {} ({written})", path.display());
-    Ok(())
+    Ok(Some(path.display().to_string()))
 }
 
 /// Restores a checked dump onto `url` in one transaction: on any error the server rolls it back.
