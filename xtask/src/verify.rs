@@ -74,6 +74,7 @@ pub fn run(
         .field("backend", restored.backend)
         .field("bytes", std::fs::metadata(path)?.len())
         .field("verified", true)
+        .field("scratch", scratch.url.to_string())
         .rows(restored.counts.iter().map(|(t, n)| (*t, *n)));
     Ok(report)
 }
