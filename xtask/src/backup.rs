@@ -42,10 +42,7 @@ pub fn run(url: &DatabaseUrl, args: &BackupArgs) -> anyhow::Result<Report> {
     let written = write_backup(url, &mut db, &path, args.force)?;
     report
         .say(format!("backed up {url} to {}: {written}", path.display()))
-        .field("path", path.display().to_string())
-        .field("kind", "native")
-        .field("backend", url.backend().as_str())
-        .field("bytes", written.size)
+        .backup_file(&path, "native", url.backend().as_str(), written.size)
         .rows(written.counts.iter().map(|(t, n)| (t.name, *n)));
     Ok(report)
 }

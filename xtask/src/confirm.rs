@@ -29,6 +29,17 @@ pub fn confirm(question: &str, yes: bool) -> anyhow::Result<()> {
     }
 }
 
+/// The options of the commands that replace all of a database's data (import, restore).
+#[derive(clap::Args)]
+pub struct ReplaceOptions {
+    /// Replace the data without asking (required without a terminal)
+    #[arg(long)]
+    pub yes: bool,
+    /// Do not first save the current data to backups/ (toefl_pre_import_* or toefl_pre_restore_*)
+    #[arg(long)]
+    pub no_safety_backup: bool,
+}
+
 /// Opens the target of a destructive `action` once the user agrees to it: the question shows the
 /// target (its password redacted) and what it holds now. A SQLite file that does not exist yet is
 /// created only after the answer, so a refusal leaves nothing behind.

@@ -63,10 +63,7 @@ pub fn run(url: &DatabaseUrl, args: &ExportArgs) -> anyhow::Result<Report> {
     );
     report
         .say(line)
-        .field("path", path.display().to_string())
-        .field("kind", "json")
-        .field("backend", url.backend().as_str())
-        .field("bytes", size)
+        .backup_file(&path, "json", url.backend().as_str(), size)
         .field("compression", compression.as_str())
         .rows(rows());
     Ok(report)

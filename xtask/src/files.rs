@@ -160,3 +160,10 @@ pub fn read_head(path: &Path, limit: usize) -> anyhow::Result<Vec<u8>> {
         .with_context(|| format!("cannot read {}", path.display()))?;
     Ok(head)
 }
+
+/// The size of the file at `path`, in bytes.
+pub fn file_size(path: &Path) -> anyhow::Result<u64> {
+    Ok(std::fs::metadata(path)
+        .with_context(|| format!("cannot read {}", path.display()))?
+        .len())
+}

@@ -16,10 +16,10 @@ use serde::de::{
 };
 
 use crate::compression::{open_decompressed, Compression};
-use crate::confirm::open_confirmed_target;
+use crate::confirm::{open_confirmed_target, ReplaceOptions};
 use crate::export::export_to_file;
 use crate::export_format::{column_value, Header, JsonValue};
-use crate::files::{describe_counts, timestamped_path};
+use crate::files::{describe_counts, file_size, timestamped_path};
 use crate::progress::Progress;
 use crate::report::Report;
 
@@ -29,12 +29,8 @@ pub struct ImportArgs {
     /// The export file to import (written by `cargo xtask export`)
     #[arg(long, value_name = "PATH")]
     file: PathBuf,
-    /// Replace the target's data without asking (required without a terminal)
-    #[arg(long)]
-    yes: bool,
-    /// Do not first save the target's current data to backups/toefl_pre_import_YYYYMMDD_HHMMSS.json
-    #[arg(long)]
-    no_safety_backup: bool,
+    #[command(flatten)]
+    replace: ReplaceOptions,
 }
 
 /// Replaces all the data of `url` with the data of the chosen file.
@@ -44,7 +40,7 @@ pub fn run(url: &DatabaseUrl, args: &ImportArgs) -> anyhow::Result<Report> {
     let header = read_header(path)?;
     header.check(path)?;
     let action = format!("the import of {}", path.display());
-    let mut db = open_confirmed_target(url, &action, args.yes)?;
+    let mut db = open_confirmed_target(url, &action, args.replace.yes)?;
     let mut safety_backup = None;
     match db.schema_version()? {
         // An empty target, such as a fresh production database, gets the schema first.
@@ -54,7 +50,7 @@ pub fn run(url: &DatabaseUrl, args: &ImportArgs) -> anyhow::Result<Report> {
         Some(_) => {
             db.check_schema_version(url)?;
             let holds_data = db.row_counts()?.iter().any(|(_, rows)| *rows > 0);
-            if holds_data && !args.no_safety_backup {
+            if holds_data && !args.replace.no_safety_backup {
                 safety_backup = Some(save_current_data(url, &mut db)?);
             }
         }
@@ -76,10 +72,7 @@ pub fn run(url: &DatabaseUrl, args: &ImportArgs) -> anyhow::Result<Report> {
     );
     report
         .say(line)
-        .field("path", path.display().to_string())
-        .field("kind", "json")
-        .field("backend", url.backend().as_str())
-        .field("bytes", std::fs::metadata(path)?.len())
+        .backup_file(path, "json", url.backend().as_str(), file_size(path)?)
         .field("safety_backup", safety_backup)
         .rows(rows());
     Ok(report)

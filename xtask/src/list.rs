@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use crate::backup_file::{identify, FileKind};
 use crate::backup_name::{files_named_by_us, BackupName};
 use crate::compression::Compression;
-use crate::files::{human_size, read_head};
+use crate::files::{file_size, human_size, read_head};
 use crate::import::read_header;
 use crate::pg_tools::PgTool;
 use crate::report::Report;
@@ -92,7 +92,7 @@ fn describe(
     path: PathBuf,
     pg_restore: Option<&PgTool>,
 ) -> anyhow::Result<Option<Listed>> {
-    let bytes = std::fs::metadata(&path)?.len();
+    let bytes = file_size(&path)?;
     let compression = Compression::of(&read_head(&path, 4)?);
     let listed = |kind, backend: &str, schema_version, rows| Listed {
         name: name.clone(),

@@ -30,6 +30,21 @@ impl Report {
         self
     }
 
+    /// Sets the fields that describe a backup or export file: `path`, `kind` (`native` or `json`),
+    /// `backend` and `bytes`.
+    pub fn backup_file(
+        &mut self,
+        path: &std::path::Path,
+        kind: &str,
+        backend: &str,
+        bytes: u64,
+    ) -> &mut Report {
+        self.field("path", path.display().to_string())
+            .field("kind", kind)
+            .field("backend", backend)
+            .field("bytes", bytes)
+    }
+
     /// Sets `rows`: the rows per table.
     pub fn rows<'a>(&mut self, counts: impl IntoIterator<Item = (&'a str, u64)>) -> &mut Report {
         let rows: Map<String, Value> = counts

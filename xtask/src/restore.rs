@@ -13,8 +13,8 @@ use rusqlite::{Connection, OpenFlags};
 
 use crate::backup::{self, check_integrity, copy_whole_database};
 use crate::backup_file::{identify, FileKind};
-use crate::confirm::open_confirmed_target;
-use crate::files::{describe_counts, timestamped_path};
+use crate::confirm::{open_confirmed_target, ReplaceOptions};
+use crate::files::{describe_counts, file_size, timestamped_path};
 use crate::pg_tools::PgTool;
 use crate::report::Report;
 
@@ -25,12 +25,8 @@ pub struct RestoreArgs {
     /// `cargo xtask backup` (recognised by its content, whatever its name)
     #[arg(long, value_name = "PATH")]
     file: PathBuf,
-    /// Replace the database's data without asking (needed without a terminal)
-    #[arg(long)]
-    yes: bool,
-    /// Do not save the current data to backups/toefl_pre_restore_* first
-    #[arg(long)]
-    no_safety_backup: bool,
+    #[command(flatten)]
+    replace: ReplaceOptions,
 }
 
 /// Restores `--file` onto the database at `url`.
@@ -46,9 +42,9 @@ pub fn run(url: &DatabaseUrl, args: &RestoreArgs) -> anyhow::Result<Report> {
         FileKind::JsonExport | FileKind::Unknown(_) => unreachable!("refused by check_backend"),
     };
     let action = format!("restoring {}", path.display());
-    let mut db = open_confirmed_target(url, &action, args.yes)?;
+    let mut db = open_confirmed_target(url, &action, args.replace.yes)?;
     let mut safety_backup = None;
-    if args.no_safety_backup {
+    if args.replace.no_safety_backup {
         eprintln!("no safety backup of {url} (--no-safety-backup)");
     } else {
         safety_backup = save_current_data(url, &mut db)?;
@@ -74,9 +70,7 @@ pub fn run(url: &DatabaseUrl, args: &RestoreArgs) -> anyhow::Result<Report> {
     );
     report
         .say(line)
-        .field("path", path.display().to_string())
-        .field("kind", "native")
-        .field("backend", url.backend().as_str())
+        .backup_file(path, "native", url.backend().as_str(), file_size(path)?)
         .field("safety_backup", safety_backup)
         .rows(counts.iter().map(|(t, n)| (t.name, *n)));
     Ok(report)

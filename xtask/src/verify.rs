@@ -9,7 +9,7 @@ use app::{Backend, Create, Database, DatabaseUrl, TABLES};
 
 use crate::backup::copy_whole_database;
 use crate::backup_file::{identify, FileKind};
-use crate::files::describe_counts;
+use crate::files::{describe_counts, file_size};
 use crate::import::load_into;
 use crate::report::Report;
 use crate::restore::{
@@ -69,10 +69,7 @@ pub fn run(
     );
     report
         .say(line)
-        .field("path", path.display().to_string())
-        .field("kind", restored.kind)
-        .field("backend", restored.backend)
-        .field("bytes", std::fs::metadata(path)?.len())
+        .backup_file(path, restored.kind, &restored.backend, file_size(path)?)
         .field("verified", true)
         .field("scratch", scratch.url.to_string())
         .rows(restored.counts.iter().map(|(t, n)| (*t, *n)));
