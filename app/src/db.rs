@@ -282,8 +282,20 @@ impl Database {
     /// Creates or updates the schema to [`SCHEMA_VERSION`]; returns the versions it applied (none
     /// when the database was up to date). Each version is applied in its own transaction.
     pub fn migrate(&mut self) -> Result<Vec<i64>> {
-        let dialect = self.dialect();
-        self.execute_batch(&schema::create_migrations_table(dialect))?;
+        self.migrate_with(|db, version| db.transaction(|db| db.apply_migration(version)))
+    }
+
+    /// Like [`Database::migrate`], inside the caller's transaction: a load into an empty database
+    /// that fails then leaves it without a schema, exactly as it was.
+    pub fn migrate_in_transaction(&mut self) -> Result<Vec<i64>> {
+        self.migrate_with(Database::apply_migration)
+    }
+
+    fn migrate_with(
+        &mut self,
+        apply: impl Fn(&mut Database, i64) -> Result<()>,
+    ) -> Result<Vec<i64>> {
+        self.execute_batch(&schema::create_migrations_table(self.dialect()))?;
         let current = self.schema_version()?.unwrap_or(0);
         if current > SCHEMA_VERSION {
             return Err(Error::SchemaVersion {
@@ -291,22 +303,24 @@ impl Database {
                 found: current,
             });
         }
-        let mut applied = Vec::new();
-        for version in current + 1..=SCHEMA_VERSION {
-            self.transaction(|db| {
-                let mut sql = migration(version, dialect).join(";\n");
-                sql.push_str(&format!(
-                    ";\nINSERT INTO {MIGRATIONS_TABLE} (version, applied_at) VALUES ({version}, {})",
-                    match dialect {
-                        Dialect::Sqlite => "strftime('%Y-%m-%d %H:%M:%f', 'now')",
-                        Dialect::Postgres => "now()",
-                    }
-                ));
-                db.execute_batch(&sql)
-            })?;
-            applied.push(version);
+        let versions: Vec<i64> = (current + 1..=SCHEMA_VERSION).collect();
+        for &version in &versions {
+            apply(self, version)?;
         }
-        Ok(applied)
+        Ok(versions)
+    }
+
+    fn apply_migration(&mut self, version: i64) -> Result<()> {
+        let dialect = self.dialect();
+        let mut sql = migration(version, dialect).join(";\n");
+        sql.push_str(&format!(
+            ";\nINSERT INTO {MIGRATIONS_TABLE} (version, applied_at) VALUES ({version}, {})",
+            match dialect {
+                Dialect::Sqlite => "strftime('%Y-%m-%d %H:%M:%f', 'now')",
+                Dialect::Postgres => "now()",
+            }
+        ));
+        self.execute_batch(&sql)
     }
 
     /// The number of rows in each table, in dependency order.

@@ -330,3 +330,25 @@ fn bad_files_leave_the_target_exactly_as_it_was() {
         }
     }
 }
+
+#[test]
+fn a_failed_import_into_an_empty_target_leaves_it_empty() {
+    let source = TestDb::sqlite();
+    xtask_ok(&source, &["seed", "--students", "5"]);
+    let file = source.dir.path().join("bad.json");
+    xtask_ok(&source, &["export", "--file", file.to_str().unwrap()]);
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, text.replacen("\"students\": 5", "\"students\": 6", 1)).unwrap();
+    let file = file.to_str().unwrap();
+
+    let missing = TestDb::sqlite();
+    let outcome = xtask_on(&missing, &["import", "--file", file, "--yes"]);
+    assert_eq!(outcome.code, Some(1), "{outcome:#?}");
+    assert!(!missing.url.sqlite_path().unwrap().exists(), "the file it created is gone");
+
+    let empty = TestDb::postgres();
+    let outcome = xtask_on(&empty, &["import", "--file", file, "--yes"]);
+    assert_eq!(outcome.code, Some(1), "{outcome:#?}");
+    let tables = empty.query_i64("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'");
+    assert_eq!(tables, 0, "no schema left behind");
+}

@@ -40,29 +40,43 @@ pub fn run(url: &DatabaseUrl, args: &ImportArgs) -> anyhow::Result<Report> {
     let header = read_header(path)?;
     header.check(path)?;
     let action = format!("the import of {}", path.display());
+    let created = url
+        .sqlite_path()
+        .filter(|p| !p.exists())
+        .map(Path::to_path_buf);
     let mut db = open_confirmed_target(url, &action, args.replace.yes)?;
     let mut safety_backup = None;
-    match db.schema_version()? {
-        // An empty target, such as a fresh production database, gets the schema first.
-        None => {
-            db.migrate()?;
-        }
-        Some(_) => {
-            db.check_schema_version(url)?;
-            let holds_data = db.row_counts()?.iter().any(|(_, rows)| *rows > 0);
-            if holds_data && !args.replace.no_safety_backup {
-                safety_backup = Some(save_current_data(url, &mut db)?);
-            }
+    let has_schema = db.schema_version()?.is_some();
+    if has_schema {
+        db.check_schema_version(url)?;
+        let holds_data = db.row_counts()?.iter().any(|(_, rows)| *rows > 0);
+        if holds_data && !args.replace.no_safety_backup {
+            safety_backup = Some(save_current_data(url, &mut db)?);
         }
     }
-    let counts = db
-        .transaction(|db| load(db, path, &header))
-        .with_context(|| {
-            format!(
+    let loaded = db.transaction(|db| {
+        // An empty target, such as a fresh production database, gets the schema first, in the same
+        // transaction: if the load fails, it is left as empty as it was.
+        if !has_schema {
+            db.migrate_in_transaction()?;
+        }
+        load(db, path, &header)
+    });
+    let counts = match loaded {
+        Ok(counts) => counts,
+        Err(error) => {
+            // A SQLite file that this import created goes too: the target is exactly as before.
+            if let Some(file) = created {
+                drop(db);
+                let _ = std::fs::remove_file(file);
+            }
+            let message = format!(
                 "cannot import {} into {url}; nothing was changed",
                 path.display()
-            )
-        })?;
+            );
+            return Err(error.context(message));
+        }
+    };
     let rows = || TABLES.iter().map(|t| t.name).zip(counts.iter().copied());
     let line = format!(
         "imported {} into {url}: {} in {:.2} s",
@@ -84,8 +98,10 @@ pub fn run(url: &DatabaseUrl, args: &ImportArgs) -> anyhow::Result<Report> {
 pub fn load_into(db: &mut Database, path: &Path) -> anyhow::Result<(Header, Vec<u64>)> {
     let header = read_header(path)?;
     header.check(path)?;
-    db.migrate()?;
-    let counts = db.transaction(|db| load(db, path, &header))?;
+    let counts = db.transaction(|db| {
+        db.migrate_in_transaction()?;
+        load(db, path, &header)
+    })?;
     Ok((header, counts))
 }
 
