@@ -338,13 +338,20 @@ fn a_failed_import_into_an_empty_target_leaves_it_empty() {
     let file = source.dir.path().join("bad.json");
     xtask_ok(&source, &["export", "--file", file.to_str().unwrap()]);
     let text = std::fs::read_to_string(&file).unwrap();
-    std::fs::write(&file, text.replacen("\"students\": 5", "\"students\": 6", 1)).unwrap();
+    std::fs::write(
+        &file,
+        text.replacen("\"students\": 5", "\"students\": 6", 1),
+    )
+    .unwrap();
     let file = file.to_str().unwrap();
 
     let missing = TestDb::sqlite();
     let outcome = xtask_on(&missing, &["import", "--file", file, "--yes"]);
     assert_eq!(outcome.code, Some(1), "{outcome:#?}");
-    assert!(!missing.url.sqlite_path().unwrap().exists(), "the file it created is gone");
+    assert!(
+        !missing.url.sqlite_path().unwrap().exists(),
+        "the file it created is gone"
+    );
 
     let empty = TestDb::postgres();
     let outcome = xtask_on(&empty, &["import", "--file", file, "--yes"]);

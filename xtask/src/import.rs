@@ -185,13 +185,35 @@ fn load(db: &mut Database, path: &Path, header: &Header) -> anyhow::Result<Vec<u
             table.name
         );
     }
+    check_keys(db)?;
+    db.reset_id_sequences()?;
+    Ok(counts)
+}
+
+/// Checks every unique value and every reference of the loaded rows. On PostgreSQL, rebuilding the
+/// keys does it in one pass each; only if that fails are the rows searched for the one to name.
+/// SQLite checked unique values on insert and defers references to the commit, so they are looked
+/// for now.
+fn check_keys(db: &mut Database) -> anyhow::Result<()> {
+    if db.backend() == Backend::Postgres {
+        db.execute_batch("SAVEPOINT rebuild_keys")?;
+        let Err(error) = db.rebuild_keys() else {
+            return Ok(());
+        };
+        db.execute_batch("ROLLBACK TO SAVEPOINT rebuild_keys")?;
+        name_the_broken_row(db)?;
+        return Err(error.into());
+    }
+    name_the_broken_row(db)
+}
+
+/// Fails with the first row that breaks a unique key or a reference, naming it.
+fn name_the_broken_row(db: &mut Database) -> anyhow::Result<()> {
     for table in TABLES {
         check_unique(db, table)?;
         check_references(db, table)?;
     }
-    db.rebuild_keys()?;
-    db.reset_id_sequences()?;
-    Ok(counts)
+    Ok(())
 }
 
 /// Fails on the first row of `table` that refers to a row that is not there.
@@ -242,7 +264,10 @@ fn parse_file(
     path: &Path,
     visitor: ExportFile<'_, '_>,
 ) -> anyhow::Result<Result<(), serde_json::Error>> {
-    let mut parser = serde_json::Deserializer::from_reader(open_decompressed(path)?);
+    // serde_json reads byte by byte: a concrete buffer in front of the boxed (maybe decompressing)
+    // reader keeps that from being a dynamic call per byte, which halves the import's CPU time.
+    let reader = std::io::BufReader::with_capacity(1 << 16, open_decompressed(path)?);
+    let mut parser = serde_json::Deserializer::from_reader(reader);
     Ok(parser.deserialize_map(visitor).and_then(|()| parser.end()))
 }
 
