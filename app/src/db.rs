@@ -337,7 +337,7 @@ impl Database {
     }
 
     /// Deletes every row of every table (children first), leaving the schema.
-    pub fn delete_all_rows(&mut self) -> Result<()> {
+    fn delete_all_rows(&mut self) -> Result<()> {
         match self {
             Database::Sqlite(_) => {
                 for table in TABLES.iter().rev() {
@@ -352,44 +352,40 @@ impl Database {
         }
     }
 
-    /// Defers foreign key checks to the end of the current transaction, so that rows may be written
-    /// before the rows they refer to are known to be there, and a caller can check the references
-    /// itself (with errors that name the row) before the server does at commit.
-    pub fn defer_foreign_keys(&mut self) -> Result<()> {
-        self.execute_batch(match self {
-            Database::Sqlite(_) => "PRAGMA defer_foreign_keys = ON",
-            Database::Postgres(_) => "SET CONSTRAINTS ALL DEFERRED",
-        })
-    }
-
-    /// Before a bulk load into empty tables: on PostgreSQL, drops every key and index, so that rows go
-    /// into bare tables and [`Database::rebuild_keys`] builds each index once and checks each
-    /// reference in one pass, as `pg_restore` does; several times faster than maintaining them row by
-    /// row. Call inside the load's transaction: a failure rolls the drop back too. SQLite, which
-    /// cannot drop constraints, is left as it is.
-    pub fn drop_keys(&mut self) -> Result<()> {
-        if let Database::Postgres(_) = self {
-            for key in schema::keys().iter().rev() {
-                self.execute_batch(&key.drop_sql())?;
+    /// Starts loading rows with explicit ids into every table (an import, the demo data): deletes
+    /// every row, then on PostgreSQL drops every key and index, so that rows go into bare tables and
+    /// [`Database::finish_bulk_load`] builds each index once and checks each reference in one pass,
+    /// as `pg_restore` does, several times faster than row by row. SQLite, which cannot drop
+    /// constraints, instead checks references only at commit, so that a caller can look for a broken
+    /// one first and name its row. Call inside the load's transaction: a failure undoes all of it.
+    pub fn start_bulk_load(&mut self) -> Result<()> {
+        self.delete_all_rows()?;
+        match self {
+            Database::Sqlite(_) => self.execute_batch("PRAGMA defer_foreign_keys = ON"),
+            Database::Postgres(_) => {
+                for key in schema::keys().iter().rev() {
+                    self.execute_batch(&key.drop_sql())?;
+                }
+                Ok(())
             }
         }
-        Ok(())
     }
 
-    /// Rebuilds what [`Database::drop_keys`] dropped, checking the loaded rows against each key.
-    pub fn rebuild_keys(&mut self) -> Result<()> {
+    /// Ends a bulk load: rebuilds what [`Database::start_bulk_load`] dropped, which checks the rows
+    /// against every key, and moves the id sequences past the loaded ids.
+    pub fn finish_bulk_load(&mut self) -> Result<()> {
         if let Database::Postgres(_) = self {
             for key in schema::keys() {
                 self.execute_batch(&key.create_sql())?;
             }
         }
-        Ok(())
+        self.reset_id_sequences()
     }
 
     /// Moves PostgreSQL's identity sequences past the highest id of each table, so that the app's
     /// next insert after rows were written with explicit ids does not collide. SQLite needs nothing:
     /// its `INTEGER PRIMARY KEY` always continues from the highest id.
-    pub fn reset_id_sequences(&mut self) -> Result<()> {
+    fn reset_id_sequences(&mut self) -> Result<()> {
         if let Database::Postgres(_) = self {
             for table in TABLES {
                 self.execute_batch(&format!(

@@ -446,7 +446,10 @@ impl Key {
         let name = self.name();
         match self {
             Key::Primary(table) => {
-                format!("ALTER TABLE {} ADD CONSTRAINT {name} PRIMARY KEY ({PRIMARY_KEY})", table.name)
+                format!(
+                    "ALTER TABLE {} ADD CONSTRAINT {name} PRIMARY KEY ({PRIMARY_KEY})",
+                    table.name
+                )
             }
             Key::Unique(table, column) => format!(
                 "ALTER TABLE {} ADD CONSTRAINT {name} UNIQUE ({})",
@@ -455,10 +458,8 @@ impl Key {
             Key::Index(table, column) => {
                 format!("CREATE INDEX {name} ON {} ({})", table.name, column.name)
             }
-            // Deferrable: import checks every reference itself before commit, with errors that name
-            // the row.
             Key::Foreign(table, column, _) => format!(
-                "ALTER TABLE {} ADD CONSTRAINT {name} FOREIGN KEY ({}) {} DEFERRABLE INITIALLY IMMEDIATE",
+                "ALTER TABLE {} ADD CONSTRAINT {name} FOREIGN KEY ({}) {}",
                 table.name,
                 column.name,
                 self.references_sql()

@@ -7,7 +7,7 @@ use crate::Exit;
 
 /// Returns `Ok` when the user agrees to `question` (or passed `--yes`), and an [`Exit::Refused`]
 /// error otherwise; without a terminal, only `--yes` agrees.
-pub fn confirm(question: &str, yes: bool) -> anyhow::Result<()> {
+fn confirm(question: &str, yes: bool) -> anyhow::Result<()> {
     if yes {
         return Ok(());
     }

@@ -148,9 +148,7 @@ pub fn read_header(path: &Path) -> anyhow::Result<Header> {
 /// Deletes every row of `db` and writes the file's rows instead, checking every value, the row
 /// counts and every reference; call inside a transaction. Returns the rows per table.
 fn load(db: &mut Database, path: &Path, header: &Header) -> anyhow::Result<Vec<u64>> {
-    db.defer_foreign_keys()?;
-    db.delete_all_rows()?;
-    db.drop_keys()?;
+    db.start_bulk_load()?;
     let mut loader = Loader {
         postgres: db.backend() == Backend::Postgres,
         db,
@@ -185,26 +183,26 @@ fn load(db: &mut Database, path: &Path, header: &Header) -> anyhow::Result<Vec<u
             table.name
         );
     }
-    check_keys(db)?;
-    db.reset_id_sequences()?;
+    finish_checked(db)?;
     Ok(counts)
 }
 
-/// Checks every unique value and every reference of the loaded rows. On PostgreSQL, rebuilding the
-/// keys does it in one pass each; only if that fails are the rows searched for the one to name.
-/// SQLite checked unique values on insert and defers references to the commit, so they are looked
-/// for now.
-fn check_keys(db: &mut Database) -> anyhow::Result<()> {
+/// Ends the bulk load, checking every unique value and every reference of the loaded rows. On
+/// PostgreSQL, rebuilding the keys does it in one pass each; only if that fails are the rows searched
+/// for the one to name. SQLite checked unique values on insert and defers references to the commit,
+/// so they are looked for now.
+fn finish_checked(db: &mut Database) -> anyhow::Result<()> {
     if db.backend() == Backend::Postgres {
         db.execute_batch("SAVEPOINT rebuild_keys")?;
-        let Err(error) = db.rebuild_keys() else {
+        let Err(error) = db.finish_bulk_load() else {
             return Ok(());
         };
         db.execute_batch("ROLLBACK TO SAVEPOINT rebuild_keys")?;
         name_the_broken_row(db)?;
         return Err(error.into());
     }
-    name_the_broken_row(db)
+    name_the_broken_row(db)?;
+    Ok(db.finish_bulk_load()?)
 }
 
 /// Fails with the first row that breaks a unique key or a reference, naming it.

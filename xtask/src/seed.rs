@@ -36,16 +36,13 @@ pub fn run(url: &DatabaseUrl, args: &SeedArgs) -> anyhow::Result<Report> {
                 "{url} already has {students} students: pass --force to replace all its data with demo data"
             );
         }
-        db.delete_all_rows()?;
-        // Bare tables load faster; the keys are rebuilt (and checked) once the rows are in.
-        db.drop_keys()?;
+        db.start_bulk_load()?;
         let mut progress = Progress::new("seeding", None);
         DemoData::new(args.students, args.seed).write(db, &mut |rows| progress.add(rows))?;
         drop(progress);
-        db.rebuild_keys()?;
+        db.finish_bulk_load()?;
         Ok(())
     })?;
-    db.reset_id_sequences()?;
     let counts = db.row_counts()?;
     let line = format!(
         "seeded {url} with seed {}: {} in {:.2} s",
