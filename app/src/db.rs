@@ -10,10 +10,12 @@ use postgres::fallible_iterator::FallibleIterator;
 use postgres::types::{to_sql_checked, IsNull, ToSql, Type};
 use rusqlite::types::{ToSqlOutput, ValueRef};
 
+use crate::backend::Backend;
+use crate::counts::RowCounts;
 use crate::schema::{
-    self, ColumnType, Dialect, Table, MIGRATIONS_TABLE, PRIMARY_KEY, SCHEMA_VERSION, TABLES,
+    self, ColumnType, Table, MIGRATIONS_TABLE, PRIMARY_KEY, SCHEMA_VERSION, TABLES,
 };
-use crate::url::{redact, Backend, DatabaseUrl, UrlError};
+use crate::url::{redact, DatabaseUrl, UrlError, CONNECT_TIMEOUT};
 use crate::value::{parse_date, parse_timestamp, write_date, write_timestamp, Value};
 
 /// What went wrong in the database layer. Messages say what failed and what to do; none contains a
@@ -108,10 +110,6 @@ pub fn postgres_message(error: &postgres::Error) -> String {
     redact(&message)
 }
 
-/// How long a connection attempt may take before it fails, unless the URL says otherwise: a CI job
-/// must never hang on an unreachable server.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// How long a PostgreSQL statement waits for a lock before it gives up.
 const LOCK_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -173,13 +171,6 @@ impl Database {
         match self {
             Database::Sqlite(_) => Backend::Sqlite,
             Database::Postgres(_) => Backend::Postgres,
-        }
-    }
-
-    fn dialect(&self) -> Dialect {
-        match self {
-            Database::Sqlite(_) => Dialect::Sqlite,
-            Database::Postgres(_) => Dialect::Postgres,
         }
     }
 
@@ -295,7 +286,7 @@ impl Database {
         &mut self,
         apply: impl Fn(&mut Database, i64) -> Result<()>,
     ) -> Result<Vec<i64>> {
-        self.execute_batch(&schema::create_migrations_table(self.dialect()))?;
+        self.execute_batch(&schema::create_migrations_table(self.backend()))?;
         let current = self.schema_version()?.unwrap_or(0);
         if current > SCHEMA_VERSION {
             return Err(Error::SchemaVersion {
@@ -311,29 +302,57 @@ impl Database {
     }
 
     fn apply_migration(&mut self, version: i64) -> Result<()> {
-        let dialect = self.dialect();
+        let dialect = self.backend();
         let mut sql = migration(version, dialect).join(";\n");
         sql.push_str(&format!(
             ";\nINSERT INTO {MIGRATIONS_TABLE} (version, applied_at) VALUES ({version}, {})",
             match dialect {
-                Dialect::Sqlite => "strftime('%Y-%m-%d %H:%M:%f', 'now')",
-                Dialect::Postgres => "now()",
+                Backend::Sqlite => "strftime('%Y-%m-%d %H:%M:%f', 'now')",
+                Backend::Postgres => "now()",
             }
         ));
         self.execute_batch(&sql)
     }
 
     /// The number of rows in each table, in dependency order.
-    pub fn row_counts(&mut self) -> Result<Vec<(&'static Table, u64)>> {
+    pub fn row_counts(&mut self) -> Result<RowCounts> {
         TABLES
             .iter()
             .map(|table| {
                 let count = self
                     .query_i64(&format!("SELECT count(*) FROM {}", table.name))?
                     .unwrap_or(0);
-                Ok((table, count as u64))
+                Ok(count as u64)
             })
-            .collect()
+            .collect::<Result<Vec<u64>>>()
+            .map(RowCounts::new)
+    }
+
+    /// Whether the database has the app's schema and at least one row in it.
+    pub fn holds_data(&mut self) -> Result<bool> {
+        Ok(self.schema_version()?.is_some() && !self.row_counts()?.is_empty())
+    }
+
+    /// The SQLite connection, for what only SQLite does (its online backup API); `None` on
+    /// PostgreSQL.
+    pub fn sqlite_connection(&mut self) -> Option<&mut rusqlite::Connection> {
+        match self {
+            Database::Sqlite(conn) => Some(conn),
+            Database::Postgres(_) => None,
+        }
+    }
+
+    /// Opens the SQLite file at `path` read-only (a backup being checked or listed): nothing done
+    /// through this connection can change the file.
+    pub fn open_sqlite_read_only(path: &Path) -> Result<Database> {
+        use rusqlite::OpenFlags;
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        rusqlite::Connection::open_with_flags(path, flags)
+            .map(Database::Sqlite)
+            .map_err(|source| Error::SqliteOpen {
+                path: path.display().to_string(),
+                source,
+            })
     }
 
     /// Deletes every row of every table (children first), leaving the schema.
@@ -582,7 +601,7 @@ fn open_sqlite(path: &Path, create: Create) -> Result<rusqlite::Connection> {
 
 /// The statements of schema version `version`. Version 1 creates the schema as [`TABLES`] describes
 /// it; later versions will be explicit `ALTER`s kept here.
-fn migration(version: i64, dialect: Dialect) -> Vec<String> {
+fn migration(version: i64, dialect: Backend) -> Vec<String> {
     match version {
         1 => schema::create_statements(dialect),
         _ => unreachable!("no migration to version {version}"),

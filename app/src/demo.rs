@@ -5,7 +5,7 @@
 //! database, and a student's grade history can be generated twice (once to take the student's current
 //! scores from the latest grade, once to write the grades) without holding it in memory.
 
-use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
+use chrono::{DateTime, Duration, NaiveDate, NaiveTime, TimeZone, Utc};
 
 use crate::db::Result;
 use crate::domain::{CefrLevel, GradeKind, Role};
@@ -282,7 +282,8 @@ impl DemoData {
                 (_, Some(_)) if rng.chance(0.5) => Some(rng.below(1000) as f64 / 10.0),
                 _ => None,
             };
-            let created_at = Utc.from_utc_datetime(&day.and_hms_opt(10, 0, 0).unwrap())
+            let created_at = Utc.from_utc_datetime(&day.and_time(NaiveTime::MIN))
+                + Duration::hours(10)
                 + Duration::microseconds(rng.below(8 * 3_600_000_000) as i64);
             grades.push(Grade {
                 taken_on: day,
@@ -395,7 +396,7 @@ const DAY: u64 = 86_400_000_000;
 
 /// A moment between `from_day` and `to_day` days after 2024-01-01, with microseconds.
 fn timestamp(rng: &mut Rng, from_day: u64, to_day: u64) -> DateTime<Utc> {
-    let start = Utc.from_utc_datetime(&date(2024, 1, 1).and_hms_opt(0, 0, 0).unwrap());
+    let start = Utc.from_utc_datetime(&date(2024, 1, 1).and_time(NaiveTime::MIN));
     start + Duration::microseconds((from_day * DAY + rng.below((to_day - from_day) * DAY)) as i64)
 }
 
@@ -451,7 +452,7 @@ mod tests {
         for (table, row) in tables {
             assert_eq!(row.len(), table.columns.len(), "{}", table.name);
             for (value, column) in row.iter().zip(table.columns) {
-                assert!(value.fits(column.ty), "{}.{}", table.name, column.name);
+                assert!(column.ty.admits(value), "{}.{}", table.name, column.name);
             }
         }
     }

@@ -3,6 +3,8 @@
 //!
 //! The operations tooling in `xtask` builds on this crate and never names a table or column itself.
 
+pub mod backend;
+pub mod counts;
 pub mod db;
 pub mod demo;
 pub mod domain;
@@ -10,7 +12,9 @@ pub mod schema;
 pub mod url;
 pub mod value;
 
+pub use backend::Backend;
+pub use counts::RowCounts;
 pub use db::{Create, Database, Error, RowWriter};
 pub use schema::{Column, ColumnType, Table, SCHEMA_VERSION, TABLES};
-pub use url::{Backend, DatabaseUrl};
+pub use url::DatabaseUrl;
 pub use value::Value;

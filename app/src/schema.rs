@@ -3,7 +3,9 @@
 //! Everything else derives from [`TABLES`]: the DDL of both backends, the xtask's queries, the export
 //! format and the import's validation. Nothing outside this module spells a table or column name.
 
+use crate::backend::Backend;
 use crate::domain::{CefrLevel, GradeKind, Role};
+use crate::value::Value;
 
 /// The schema version this build of the app creates and expects; recorded in `schema_migrations`.
 pub const SCHEMA_VERSION: i64 = 1;
@@ -35,19 +37,33 @@ pub enum ColumnType {
 impl ColumnType {
     /// The column type in `dialect`: SQLite's STRICT type, or PostgreSQL's as
     /// `information_schema.columns.data_type` spells it.
-    pub fn sql_type(self, dialect: Dialect) -> &'static str {
+    pub fn sql_type(self, dialect: Backend) -> &'static str {
         use ColumnType::*;
         match (dialect, self) {
-            (Dialect::Sqlite, Integer | Boolean) => "INTEGER",
-            (Dialect::Sqlite, Real) => "REAL",
-            (Dialect::Sqlite, Text | Date | Timestamp) => "TEXT",
-            (Dialect::Postgres, Integer) => "bigint",
-            (Dialect::Postgres, Real) => "double precision",
-            (Dialect::Postgres, Text) => "text",
-            (Dialect::Postgres, Boolean) => "boolean",
-            (Dialect::Postgres, Date) => "date",
-            (Dialect::Postgres, Timestamp) => "timestamp with time zone",
+            (Backend::Sqlite, Integer | Boolean) => "INTEGER",
+            (Backend::Sqlite, Real) => "REAL",
+            (Backend::Sqlite, Text | Date | Timestamp) => "TEXT",
+            (Backend::Postgres, Integer) => "bigint",
+            (Backend::Postgres, Real) => "double precision",
+            (Backend::Postgres, Text) => "text",
+            (Backend::Postgres, Boolean) => "boolean",
+            (Backend::Postgres, Date) => "date",
+            (Backend::Postgres, Timestamp) => "timestamp with time zone",
         }
+    }
+
+    /// Whether `value` can be stored in a column of this type (NULL fits any type).
+    pub fn admits(self, value: &Value) -> bool {
+        matches!(
+            (value, self),
+            (Value::Null, _)
+                | (Value::Integer(_), ColumnType::Integer)
+                | (Value::Real(_), ColumnType::Real)
+                | (Value::Text(_), ColumnType::Text)
+                | (Value::Boolean(_), ColumnType::Boolean)
+                | (Value::Date(_), ColumnType::Date)
+                | (Value::Timestamp(_), ColumnType::Timestamp)
+        )
     }
 }
 
@@ -55,17 +71,26 @@ impl ColumnType {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Check {
     /// An integer between `min` and `max`, inclusive.
-    IntegerRange { min: i64, max: i64 },
+    IntegerRange {
+        /// The smallest value allowed.
+        min: i64,
+        /// The largest value allowed.
+        max: i64,
+    },
     /// A real between `min` and `max`, inclusive.
-    RealRange { min: f64, max: f64 },
+    RealRange {
+        /// The smallest value allowed.
+        min: f64,
+        /// The largest value allowed.
+        max: f64,
+    },
     /// One of these strings.
     OneOf(&'static [&'static str]),
 }
 
 impl Check {
     /// Whether `value` passes; NULL is left to the column's nullability.
-    pub fn allows(&self, value: &crate::Value) -> bool {
-        use crate::Value;
+    pub fn allows(&self, value: &Value) -> bool {
         match (self, value) {
             (_, Value::Null) => true,
             (Check::IntegerRange { min, max }, Value::Integer(v)) => (*min..=*max).contains(v),
@@ -315,21 +340,12 @@ pub const STUDENTS: &Table = &TABLES[3];
 /// The `grades` table: every test result, over time.
 pub const GRADES: &Table = &TABLES[4];
 
-/// The SQL dialect a piece of DDL is written for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Dialect {
-    /// SQLite, with STRICT tables.
-    Sqlite,
-    /// PostgreSQL.
-    Postgres,
-}
-
 /// The statements that create every table, key and index of [`TABLES`] in `dialect`.
 ///
 /// SQLite declares keys inside `CREATE TABLE` (it cannot add them later); PostgreSQL gets bare tables
 /// and then [`Key::create_sql`] for each of [`keys`], the same statements a bulk load uses to rebuild
 /// what it dropped.
-pub fn create_statements(dialect: Dialect) -> Vec<String> {
+pub fn create_statements(dialect: Backend) -> Vec<String> {
     let mut statements: Vec<String> = TABLES
         .iter()
         .map(|table| create_table(table, dialect))
@@ -337,21 +353,21 @@ pub fn create_statements(dialect: Dialect) -> Vec<String> {
     statements.extend(
         keys()
             .into_iter()
-            .filter(|key| dialect == Dialect::Postgres || matches!(key, Key::Index(..)))
+            .filter(|key| dialect == Backend::Postgres || matches!(key, Key::Index(..)))
             .map(|key| key.create_sql()),
     );
     statements
 }
 
-fn create_table(table: &'static Table, dialect: Dialect) -> String {
+fn create_table(table: &'static Table, dialect: Backend) -> String {
     let columns: Vec<String> = table
         .columns
         .iter()
         .map(|column| column_definition(table, column, dialect))
         .collect();
     let strict = match dialect {
-        Dialect::Sqlite => " STRICT",
-        Dialect::Postgres => "",
+        Backend::Sqlite => " STRICT",
+        Backend::Postgres => "",
     };
     format!(
         "CREATE TABLE {} (\n    {}\n){strict}",
@@ -360,14 +376,14 @@ fn create_table(table: &'static Table, dialect: Dialect) -> String {
     )
 }
 
-fn column_definition(table: &'static Table, column: &'static Column, dialect: Dialect) -> String {
+fn column_definition(table: &'static Table, column: &'static Column, dialect: Backend) -> String {
     let name = column.name;
     let mut sql = format!("{name} {}", column.ty.sql_type(dialect));
     if name == PRIMARY_KEY {
         sql.push_str(match dialect {
             // INTEGER PRIMARY KEY is SQLite's rowid: new rows get max(id) + 1.
-            Dialect::Sqlite => " PRIMARY KEY",
-            Dialect::Postgres => " GENERATED BY DEFAULT AS IDENTITY",
+            Backend::Sqlite => " PRIMARY KEY",
+            Backend::Postgres => " GENERATED BY DEFAULT AS IDENTITY",
         });
         return sql;
     }
@@ -375,7 +391,7 @@ fn column_definition(table: &'static Table, column: &'static Column, dialect: Di
         sql.push_str(" NOT NULL");
     }
     let mut checks: Vec<String> = column.check.iter().map(|c| c.sql(name)).collect();
-    if dialect == Dialect::Sqlite {
+    if dialect == Backend::Sqlite {
         checks.extend(sqlite_format_check(column));
         if column.unique {
             sql.push_str(" UNIQUE");
@@ -506,10 +522,10 @@ fn sqlite_format_check(column: &Column) -> Option<String> {
 }
 
 /// The statement that creates the migrations table in `dialect`.
-pub fn create_migrations_table(dialect: Dialect) -> String {
+pub fn create_migrations_table(dialect: Backend) -> String {
     let strict = match dialect {
-        Dialect::Sqlite => " STRICT",
-        Dialect::Postgres => "",
+        Backend::Sqlite => " STRICT",
+        Backend::Postgres => "",
     };
     format!(
         "CREATE TABLE IF NOT EXISTS {MIGRATIONS_TABLE} (\n    version {} PRIMARY KEY,\n    \

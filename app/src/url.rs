@@ -4,39 +4,19 @@ use std::ffi::{OsStr, OsString};
 use std::fmt;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use postgres::config::{Host, SslMode};
 
-use crate::db::CONNECT_TIMEOUT;
+pub use crate::backend::Backend;
+
+/// How long a connection attempt may take before it fails, unless the URL says otherwise: a CI job
+/// must never hang on an unreachable server.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The forms a database URL may take, for error messages.
 pub const ACCEPTED_FORMS: &str = "sqlite:PATH, sqlite://PATH (relative to the current directory), \
      sqlite:///ABSOLUTE/PATH, postgres://USER:PASSWORD@HOST:PORT/DBNAME or postgresql://...";
-
-/// The database backends the app runs on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    /// A SQLite file (development).
-    Sqlite,
-    /// A PostgreSQL server (production).
-    Postgres,
-}
-
-impl Backend {
-    /// The name used in messages and in export files.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Backend::Sqlite => "sqlite",
-            Backend::Postgres => "postgres",
-        }
-    }
-}
-
-impl fmt::Display for Backend {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 /// A parsed database URL. `Display` redacts the password; [`DatabaseUrl::postgres_config`] is the
 /// only way to the secret.

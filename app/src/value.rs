@@ -3,9 +3,7 @@
 use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, NaiveTime, Timelike, Utc};
 use std::fmt::Write as _;
 
-use crate::schema::ColumnType;
-
-/// A value of one of the schema's [`ColumnType`]s, or NULL.
+/// A value of one of the schema's column types, or NULL.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
     /// SQL NULL.
@@ -22,22 +20,6 @@ pub enum Value {
     Date(NaiveDate),
     /// A timestamp column's value, in UTC with microsecond precision.
     Timestamp(DateTime<Utc>),
-}
-
-impl Value {
-    /// Whether this value can be stored in a column of type `ty` (NULL fits any type).
-    pub fn fits(&self, ty: ColumnType) -> bool {
-        matches!(
-            (self, ty),
-            (Value::Null, _)
-                | (Value::Integer(_), ColumnType::Integer)
-                | (Value::Real(_), ColumnType::Real)
-                | (Value::Text(_), ColumnType::Text)
-                | (Value::Boolean(_), ColumnType::Boolean)
-                | (Value::Date(_), ColumnType::Date)
-                | (Value::Timestamp(_), ColumnType::Timestamp)
-        )
-    }
 }
 
 /// Appends `date` as `YYYY-MM-DD`.

@@ -11,15 +11,15 @@ use std::time::Duration;
 
 use app::schema::{GRADES, STUDENTS};
 use app::{Backend, DatabaseUrl};
-use tests::{Outcome, TestDb, PASSWORD};
+use testkit::{Outcome, TestDb, PASSWORD};
 
-use crate::{both_backends, xtask_ok, xtask_on};
+use crate::{xtask_ok, xtask_on};
 
 /// Runs `cargo xtask ARGS --database-url URL` with `PATH` replaced by `path`.
 fn xtask_with_path(url: &str, path: &OsStr, args: &[&str]) -> Outcome {
     let mut all = args.to_vec();
     all.extend(["--database-url", url]);
-    tests::run_xtask_with_env(env!("CARGO_BIN_EXE_xtask"), &all, &[("PATH", path)])
+    testkit::run_xtask_with_env(env!("CARGO_BIN_EXE_xtask"), &all, &[("PATH", path)])
 }
 
 /// Restores `file` onto `url` without a safety backup, with `PATH` replaced by `path`.
@@ -27,14 +27,6 @@ fn restore_with_path(url: &str, path: &OsStr, file: &Path) -> Outcome {
     let file = file.to_str().unwrap();
     let args = ["restore", "--file", file, "--yes", "--no-safety-backup"];
     xtask_with_path(url, path, &args)
-}
-
-/// A fresh, empty database of `backend`.
-fn fresh(backend: Backend) -> TestDb {
-    match backend {
-        Backend::Sqlite => TestDb::sqlite(),
-        Backend::Postgres => TestDb::postgres(),
-    }
 }
 
 /// A backup file name in the test's directory, with the backend's usual extension.
@@ -47,7 +39,7 @@ fn backup_path(db: &TestDb, name: &str) -> PathBuf {
 }
 
 fn seeded(backend: Backend, seed: &str) -> TestDb {
-    let db = fresh(backend);
+    let db = TestDb::of(backend);
     xtask_ok(&db, &["seed", "--students", "200", "--seed", seed]);
     db
 }
@@ -132,7 +124,7 @@ impl Writer {
                         Box::new(move || conn.execute_batch(&transaction).unwrap())
                     }
                     DatabaseUrl::Postgres(_) => {
-                        let mut client = tests::connect(&url);
+                        let mut client = testkit::connect(&url);
                         Box::new(move || client.batch_execute(&transaction).unwrap())
                     }
                 };
@@ -167,180 +159,170 @@ impl Writer {
     }
 }
 
-#[test]
-fn a_backup_taken_while_a_writer_inserts_restores_to_one_moment() {
-    for backend in [Backend::Sqlite, Backend::Postgres] {
-        let db = fresh(backend);
-        xtask_ok(&db, &["seed", "--students", "2000"]);
-        if backend == Backend::Sqlite {
-            db.execute("PRAGMA journal_mode = WAL");
-        }
-        let students = db.query_i64("SELECT count(*) FROM students");
-        let grades = db.query_i64("SELECT count(*) FROM grades");
-        let file = backup_path(&db, "under_load");
-
-        let writer = Writer::start(&db);
-        writer.wait_for(20);
-        let before = writer.committed();
-        backup_to(&db, &file);
-        let after = writer.committed();
-        let total = writer.stop();
-        assert!(
-            after > before,
-            "{backend}: the writer made no progress during the backup"
-        );
-
-        let restored = fresh(backend);
-        xtask_ok(
-            &restored,
-            &["restore", "--file", file.to_str().unwrap(), "--yes"],
-        );
-        let added_students = restored.query_i64("SELECT count(*) FROM students") - students;
-        let added_grades = restored.query_i64("SELECT count(*) FROM grades") - grades;
-        assert_eq!(
-            added_students, added_grades,
-            "{backend}: each transaction adds one of each, so a backup of one moment has as many"
-        );
-        let added = added_students as u64;
-        assert!(
-            (before..=after).contains(&added),
-            "{backend}: the backup holds {added} of the writer's transactions, not between {before} and {after} (of {total})"
-        );
-        for table in ["students", "grades"] {
-            assert_eq!(
-                restored.query_i64(&format!("SELECT max(id) FROM {table}")),
-                restored.query_i64(&format!("SELECT count(*) FROM {table}")),
-                "{backend}: {table} ids are contiguous: no row of a later moment, none missing"
-            );
-        }
-        let dangling = restored.query_i64(
-            "SELECT (SELECT count(*) FROM grades g WHERE NOT EXISTS (SELECT 1 FROM students s WHERE s.id = g.student_id)) \
-             + (SELECT count(*) FROM students s WHERE s.class_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM classes c WHERE c.id = s.class_id)) \
-             + (SELECT count(*) FROM classes c WHERE c.teacher_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM teachers t WHERE t.id = c.teacher_id))",
-        );
-        assert_eq!(dangling, 0, "{backend}: every foreign key resolves");
+per_backend!(a_backup_taken_while_a_writer_inserts_restores_to_one_moment);
+fn a_backup_taken_while_a_writer_inserts_restores_to_one_moment(backend: Backend) {
+    let db = TestDb::of(backend);
+    xtask_ok(&db, &["seed", "--students", "2000"]);
+    if backend == Backend::Sqlite {
+        db.execute("PRAGMA journal_mode = WAL");
     }
+    let students = db.query_i64("SELECT count(*) FROM students");
+    let grades = db.query_i64("SELECT count(*) FROM grades");
+    let file = backup_path(&db, "under_load");
+
+    let writer = Writer::start(&db);
+    writer.wait_for(20);
+    let before = writer.committed();
+    backup_to(&db, &file);
+    let after = writer.committed();
+    let total = writer.stop();
+    assert!(
+        after > before,
+        "{backend}: the writer made no progress during the backup"
+    );
+
+    let restored = TestDb::of(backend);
+    xtask_ok(
+        &restored,
+        &["restore", "--file", file.to_str().unwrap(), "--yes"],
+    );
+    let added_students = restored.query_i64("SELECT count(*) FROM students") - students;
+    let added_grades = restored.query_i64("SELECT count(*) FROM grades") - grades;
+    assert_eq!(
+        added_students, added_grades,
+        "{backend}: each transaction adds one of each, so a backup of one moment has as many"
+    );
+    let added = added_students as u64;
+    assert!(
+        (before..=after).contains(&added),
+        "{backend}: the backup holds {added} of the writer's transactions, not between {before} and {after} (of {total})"
+    );
+    for table in ["students", "grades"] {
+        assert_eq!(
+            restored.query_i64(&format!("SELECT max(id) FROM {table}")),
+            restored.query_i64(&format!("SELECT count(*) FROM {table}")),
+            "{backend}: {table} ids are contiguous: no row of a later moment, none missing"
+        );
+    }
+    let dangling = restored.query_i64(
+        "SELECT (SELECT count(*) FROM grades g WHERE NOT EXISTS (SELECT 1 FROM students s WHERE s.id = g.student_id)) \
+         + (SELECT count(*) FROM students s WHERE s.class_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM classes c WHERE c.id = s.class_id)) \
+         + (SELECT count(*) FROM classes c WHERE c.teacher_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM teachers t WHERE t.id = c.teacher_id))",
+    );
+    assert_eq!(dangling, 0, "{backend}: every foreign key resolves");
 }
 
-#[test]
-fn a_restore_over_different_data_yields_exactly_the_backup_and_saves_what_it_replaced() {
-    for backend in [Backend::Sqlite, Backend::Postgres] {
-        let db = seeded(backend, "1");
-        let file = backup_path(&db, "seed1");
-        let out = backup_to(&db, &file);
-        assert!(out.stderr.contains("students 200"), "{out:#?}");
-        let backed_up = db.content_hash();
-        assert_eq!(
-            std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
-            0o600,
-            "{backend}: a backup is readable by its owner only"
-        );
-        let again = xtask_on(&db, &["backup", "--file", file.to_str().unwrap()]);
-        assert!(
-            !again.success && again.stderr.contains("--force"),
-            "{again:#?}"
-        );
-        backup_to(&db, &file.with_extension("other"));
-        xtask_ok(
-            &db,
-            &["backup", "--file", file.to_str().unwrap(), "--force"],
-        );
+per_backend!(a_restore_over_different_data_yields_exactly_the_backup_and_saves_what_it_replaced);
+fn a_restore_over_different_data_yields_exactly_the_backup_and_saves_what_it_replaced(
+    backend: Backend,
+) {
+    let db = seeded(backend, "1");
+    let file = backup_path(&db, "seed1");
+    let out = backup_to(&db, &file);
+    assert!(out.stderr.contains("students 200"), "{out:#?}");
+    let backed_up = db.content_hash();
+    assert_eq!(
+        std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+        0o600,
+        "{backend}: a backup is readable by its owner only"
+    );
+    let again = xtask_on(&db, &["backup", "--file", file.to_str().unwrap()]);
+    assert!(
+        !again.success && again.stderr.contains("--force"),
+        "{again:#?}"
+    );
+    backup_to(&db, &file.with_extension("other"));
+    xtask_ok(
+        &db,
+        &["backup", "--file", file.to_str().unwrap(), "--force"],
+    );
 
-        xtask_ok(
-            &db,
-            &["seed", "--students", "150", "--seed", "2", "--force"],
-        );
-        let replaced = db.content_hash();
-        assert_ne!(replaced, backed_up);
-        let out = xtask_ok(&db, &["restore", "--file", file.to_str().unwrap(), "--yes"]);
-        assert_eq!(db.content_hash(), backed_up, "{backend}: {out:#?}");
+    xtask_ok(
+        &db,
+        &["seed", "--students", "150", "--seed", "2", "--force"],
+    );
+    let replaced = db.content_hash();
+    assert_ne!(replaced, backed_up);
+    let out = xtask_ok(&db, &["restore", "--file", file.to_str().unwrap(), "--yes"]);
+    assert_eq!(db.content_hash(), backed_up, "{backend}: {out:#?}");
 
-        let safety = out
-            .stderr
-            .lines()
-            .find_map(|line| {
-                line.split_once(": ")
-                    .filter(|_| line.starts_with("safety backup of"))
-            })
-            .and_then(|(_, rest)| rest.split(" (").next())
-            .map(PathBuf::from)
-            .unwrap_or_else(|| panic!("{backend}: no safety backup path in {out:#?}"));
-        let name = safety.file_name().unwrap().to_string_lossy().into_owned();
-        assert!(name.starts_with("toefl_pre_restore_"), "{name}");
-        let saved = fresh(backend);
-        xtask_ok(
-            &saved,
-            &["restore", "--file", safety.to_str().unwrap(), "--yes"],
-        );
-        std::fs::remove_file(&safety).unwrap();
-        assert_eq!(
-            saved.content_hash(),
-            replaced,
-            "{backend}: the safety backup holds the data the restore replaced"
-        );
-    }
+    let safety = out
+        .stderr
+        .lines()
+        .find_map(|line| line.strip_prefix("safety copy of ")?.split_once(": "))
+        .and_then(|(_, rest)| rest.split(" (").next())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| panic!("{backend}: no safety backup path in {out:#?}"));
+    let name = safety.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(name.starts_with("toefl_pre_restore_"), "{name}");
+    let saved = TestDb::of(backend);
+    xtask_ok(
+        &saved,
+        &["restore", "--file", safety.to_str().unwrap(), "--yes"],
+    );
+    std::fs::remove_file(&safety).unwrap();
+    assert_eq!(
+        saved.content_hash(),
+        replaced,
+        "{backend}: the safety backup holds the data the restore replaced"
+    );
 }
 
-#[test]
-fn files_that_cannot_be_restored_are_refused_and_the_target_is_unchanged() {
-    let [sqlite, postgres] = both_backends();
-    for db in [&sqlite, &postgres] {
-        xtask_ok(db, &["seed", "--students", "50"]);
+per_backend!(files_that_cannot_be_restored_are_refused_and_the_target_is_unchanged);
+fn files_that_cannot_be_restored_are_refused_and_the_target_is_unchanged(backend: Backend) {
+    let other_backend = match backend {
+        Backend::Sqlite => Backend::Postgres,
+        Backend::Postgres => Backend::Sqlite,
+    };
+    let db = &seeded(backend, "1");
+    let other_db = seeded(other_backend, "1");
+    let own = &backup_path(db, "good");
+    let other = &backup_path(&other_db, "good");
+    backup_to(db, own);
+    backup_to(&other_db, other);
+    let dir = db.dir.path();
+    let garbage = dir.join("garbage.db");
+    std::fs::write(&garbage, "this is not a backup\n").unwrap();
+    let gzip = dir.join("backup.dump.gz");
+    std::fs::write(&gzip, b"\x1f\x8b\x08\x00rest").unwrap();
+    let truncated = dir.join("truncated");
+    let bytes = std::fs::read(own).unwrap();
+    std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
+    let export = dir.join("export.db");
+    std::fs::write(
+        &export,
+        r#"{"format": "toefl-dashboard-export", "version": 1, "tables": {}}"#,
+    )
+    .unwrap();
+    let missing = dir.join("missing.db");
+    let cases: [(&Path, &str); 6] = [
+        (&garbage, "not a backup this tool knows"),
+        (&gzip, "gzip-compressed"),
+        (&truncated, "damaged"),
+        (&export, "cargo xtask import"),
+        (other, "cargo xtask export"),
+        (&missing, "cannot read"),
+    ];
+    let before = db.content_hash();
+    for (file, expected) in cases {
+        let out = xtask_on(db, &["restore", "--file", file.to_str().unwrap(), "--yes"]);
+        assert!(
+            !out.success && out.code == Some(1) && out.stderr.contains(expected),
+            "{backend}: {file:?} should fail with {expected:?}: {out:#?}"
+        );
+        assert_eq!(
+            db.content_hash(),
+            before,
+            "{backend}: {file:?} changed the target"
+        );
     }
-    let sqlite_backup = backup_path(&sqlite, "good");
-    let postgres_backup = backup_path(&postgres, "good");
-    backup_to(&sqlite, &sqlite_backup);
-    backup_to(&postgres, &postgres_backup);
 
-    for (db, own, other) in [
-        (&sqlite, &sqlite_backup, &postgres_backup),
-        (&postgres, &postgres_backup, &sqlite_backup),
-    ] {
-        let backend = db.url.backend();
-        let dir = db.dir.path();
-        let garbage = dir.join("garbage.db");
-        std::fs::write(&garbage, "this is not a backup\n").unwrap();
-        let gzip = dir.join("backup.dump.gz");
-        std::fs::write(&gzip, b"\x1f\x8b\x08\x00rest").unwrap();
-        let truncated = dir.join("truncated");
-        let bytes = std::fs::read(own).unwrap();
-        std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
-        let export = dir.join("export.db");
-        std::fs::write(
-            &export,
-            r#"{"format": "toefl-dashboard-export", "version": 1, "tables": {}}"#,
-        )
-        .unwrap();
-        let missing = dir.join("missing.db");
-        let cases: [(&Path, &str); 6] = [
-            (&garbage, "not a backup this tool knows"),
-            (&gzip, "gzip-compressed"),
-            (&truncated, "damaged"),
-            (&export, "cargo xtask import"),
-            (other, "cargo xtask export"),
-            (&missing, "cannot read"),
-        ];
-        let before = db.content_hash();
-        for (file, expected) in cases {
-            let out = xtask_on(db, &["restore", "--file", file.to_str().unwrap(), "--yes"]);
-            assert!(
-                !out.success && out.code == Some(1) && out.stderr.contains(expected),
-                "{backend}: {file:?} should fail with {expected:?}: {out:#?}"
-            );
-            assert_eq!(
-                db.content_hash(),
-                before,
-                "{backend}: {file:?} changed the target"
-            );
-        }
-
-        xtask_ok(db, &["seed", "--students", "20", "--force"]);
-        let before = db.content_hash();
-        let out = xtask_on(db, &["restore", "--file", own.to_str().unwrap()]);
-        assert_eq!(out.code, Some(3), "{backend}: {out:#?}");
-        assert!(out.stderr.contains("--yes"), "{out:#?}");
-        assert_eq!(db.content_hash(), before, "{backend}: refused, yet changed");
-    }
+    xtask_ok(db, &["seed", "--students", "20", "--force"]);
+    let before = db.content_hash();
+    let out = xtask_on(db, &["restore", "--file", own.to_str().unwrap()]);
+    assert_eq!(out.code, Some(3), "{backend}: {out:#?}");
+    assert!(out.stderr.contains("--yes"), "{out:#?}");
+    assert_eq!(db.content_hash(), before, "{backend}: refused, yet changed");
 }
 
 #[test]
@@ -420,7 +402,7 @@ exit 137"#,
         real = real.display()
     );
     let path = install_wrapper(&db.dir.path().join("bin"), "pg_restore", &script);
-    let mut blocker = tests::connect(&db.url);
+    let mut blocker = testkit::connect(&db.url);
     blocker
         .batch_execute("SELECT pg_advisory_lock(4242)")
         .unwrap();

@@ -1,7 +1,7 @@
 //! Compressed exports: written by name or by `--compress`, smaller than plain JSON, and imported,
 //! whatever their name, by their content.
 
-use tests::TestDb;
+use testkit::TestDb;
 
 use crate::scripting::json_line;
 use crate::{xtask_ok, xtask_on};

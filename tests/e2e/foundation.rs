@@ -1,10 +1,10 @@
 //! The foundation: migrate, seed, database URLs and TLS.
 
-use app::schema::{Dialect, OnDelete, PRIMARY_KEY};
+use app::schema::{OnDelete, PRIMARY_KEY};
 use app::{Backend, DatabaseUrl, TABLES};
-use tests::{Cluster, TestDb, Tls};
+use testkit::{Cluster, TestDb, Tls};
 
-use crate::{both_backends, xtask, xtask_ok, xtask_on};
+use crate::{xtask, xtask_ok, xtask_on};
 
 /// One column as a database describes it: name, type, not null.
 type IntrospectedColumn = (String, String, bool);
@@ -54,7 +54,7 @@ fn introspect(
             (columns, keys, unique)
         }
         DatabaseUrl::Postgres(_) => {
-            let mut client = tests::connect(&db.url);
+            let mut client = testkit::connect(&db.url);
             let columns = client
                 .query(
                     "SELECT column_name::text, data_type::text, is_nullable = 'NO' FROM information_schema.columns \
@@ -103,156 +103,148 @@ fn on_delete(action: &str) -> OnDelete {
     }
 }
 
-#[test]
-fn migrate_creates_the_described_schema_on_both_backends() {
-    for db in both_backends() {
-        let first = xtask_ok(&db, &["migrate"]);
-        assert!(
-            first.stderr.contains("applied schema version 1"),
-            "{}",
-            first.stderr
-        );
-        let again = xtask_ok(&db, &["migrate"]);
-        assert!(
-            again.stderr.contains("up to date"),
-            "migrate is idempotent: {}",
-            again.stderr
-        );
-        let dialect = match db.url.backend() {
-            Backend::Sqlite => Dialect::Sqlite,
-            Backend::Postgres => Dialect::Postgres,
-        };
-        for table in TABLES {
-            let (columns, keys, unique) = introspect(&db, table.name);
-            let expected: Vec<IntrospectedColumn> = table
-                .columns
-                .iter()
-                .map(|c| {
-                    (
-                        c.name.to_string(),
-                        c.ty.sql_type(dialect).to_string(),
-                        !c.nullable,
-                    )
-                })
-                .collect();
-            assert_eq!(columns, expected, "{} columns on {dialect:?}", table.name);
-            let expected_keys: Vec<IntrospectedKey> = table
-                .foreign_keys()
-                .map(|(c, fk)| (c.name.to_string(), fk.table.to_string(), fk.on_delete))
-                .collect();
-            assert_eq!(
-                keys, expected_keys,
-                "{} foreign keys on {dialect:?}",
-                table.name
-            );
-            let mut expected_unique: Vec<String> = table
-                .columns
-                .iter()
-                .filter(|c| c.unique)
-                .map(|c| c.name.to_string())
-                .collect();
-            expected_unique.sort();
-            assert_eq!(
-                unique, expected_unique,
-                "{} unique columns on {dialect:?}",
-                table.name
-            );
-            assert_eq!(table.columns[0].name, PRIMARY_KEY);
-        }
+per_backend!(migrate_creates_the_described_schema);
+fn migrate_creates_the_described_schema(backend: Backend) {
+    let db = TestDb::of(backend);
+    let first = xtask_ok(&db, &["migrate"]);
+    assert!(
+        first.stderr.contains("applied schema version 1"),
+        "{}",
+        first.stderr
+    );
+    let again = xtask_ok(&db, &["migrate"]);
+    assert!(
+        again.stderr.contains("up to date"),
+        "migrate is idempotent: {}",
+        again.stderr
+    );
+    let dialect = backend;
+    for table in TABLES {
+        let (columns, keys, unique) = introspect(&db, table.name);
+        let expected: Vec<IntrospectedColumn> = table
+            .columns
+            .iter()
+            .map(|c| {
+                (
+                    c.name.to_string(),
+                    c.ty.sql_type(dialect).to_string(),
+                    !c.nullable,
+                )
+            })
+            .collect();
+        assert_eq!(columns, expected, "{} columns on {dialect:?}", table.name);
+        let expected_keys: Vec<IntrospectedKey> = table
+            .foreign_keys()
+            .map(|(c, fk)| (c.name.to_string(), fk.table.to_string(), fk.on_delete))
+            .collect();
         assert_eq!(
-            db.query_i64("SELECT max(version) FROM schema_migrations"),
-            app::SCHEMA_VERSION
+            keys, expected_keys,
+            "{} foreign keys on {dialect:?}",
+            table.name
+        );
+        let mut expected_unique: Vec<String> = table
+            .columns
+            .iter()
+            .filter(|c| c.unique)
+            .map(|c| c.name.to_string())
+            .collect();
+        expected_unique.sort();
+        assert_eq!(
+            unique, expected_unique,
+            "{} unique columns on {dialect:?}",
+            table.name
+        );
+        assert_eq!(table.columns[0].name, PRIMARY_KEY);
+    }
+    assert_eq!(
+        db.query_i64("SELECT max(version) FROM schema_migrations"),
+        app::SCHEMA_VERSION
+    );
+}
+
+per_backend!(checks_reject_values_outside_the_schema);
+fn checks_reject_values_outside_the_schema(backend: Backend) {
+    let db = TestDb::of(backend);
+    xtask_ok(&db, &["migrate"]);
+    let base = "INSERT INTO students (name, created_at, reading) VALUES ('x', '2024-01-01 00:00:00.000000', ";
+    db.execute(&format!("{base}30)"));
+    for bad in ["31)", "-1)"] {
+        let sql = format!("{base}{bad}");
+        let rejected = std::panic::catch_unwind(|| db.execute(&sql));
+        assert!(
+            rejected.is_err(),
+            "{sql} must be rejected on {}",
+            db.url.backend()
         );
     }
+    let level = "INSERT INTO students (name, created_at, cefr_level) VALUES ('y', '2024-01-01 00:00:00.000000', 'C3')";
+    assert!(db.try_execute(level).is_err(), "{level} must be rejected");
 }
 
-#[test]
-fn checks_reject_values_outside_the_schema_on_both_backends() {
-    for db in both_backends() {
-        xtask_ok(&db, &["migrate"]);
-        let base = "INSERT INTO students (name, created_at, reading) VALUES ('x', '2024-01-01 00:00:00.000000', ";
-        db.execute(&format!("{base}30)"));
-        for bad in ["31)", "-1)"] {
-            let sql = format!("{base}{bad}");
-            let rejected = std::panic::catch_unwind(|| db.execute(&sql));
-            assert!(
-                rejected.is_err(),
-                "{sql} must be rejected on {}",
-                db.url.backend()
-            );
-        }
-        let level = "INSERT INTO students (name, created_at, cefr_level) VALUES ('y', '2024-01-01 00:00:00.000000', 'C3')";
-        assert!(std::panic::catch_unwind(|| db.execute(level)).is_err());
-    }
-}
-
-fn seed(db: &TestDb, seed: &str, extra: &[&str]) -> tests::Outcome {
+fn seed(db: &TestDb, seed: &str, extra: &[&str]) -> testkit::Outcome {
     let mut args = vec!["seed", "--students", "300", "--seed", seed];
     args.extend(extra);
     xtask_on(db, &args)
 }
 
-#[test]
-fn seed_is_deterministic_and_consistent_on_both_backends() {
-    for backend in [Backend::Sqlite, Backend::Postgres] {
-        let new_db = || match backend {
-            Backend::Sqlite => TestDb::sqlite(),
-            Backend::Postgres => TestDb::postgres(),
-        };
-        let (a, b, c) = (new_db(), new_db(), new_db());
-        assert!(seed(&a, "7", &[]).success);
-        assert!(seed(&b, "7", &[]).success);
-        assert!(seed(&c, "8", &[]).success);
-        assert_eq!(
-            a.content_hash(),
-            b.content_hash(),
-            "same seed, same data on {backend}"
-        );
-        assert_ne!(
-            a.content_hash(),
-            c.content_hash(),
-            "another seed, other data on {backend}"
-        );
+per_backend!(seed_is_deterministic_and_consistent);
+fn seed_is_deterministic_and_consistent(backend: Backend) {
+    let new_db = || match backend {
+        Backend::Sqlite => TestDb::sqlite(),
+        Backend::Postgres => TestDb::postgres(),
+    };
+    let (a, b, c) = (new_db(), new_db(), new_db());
+    assert!(seed(&a, "7", &[]).success);
+    assert!(seed(&b, "7", &[]).success);
+    assert!(seed(&c, "8", &[]).success);
+    assert_eq!(
+        a.content_hash(),
+        b.content_hash(),
+        "same seed, same data on {backend}"
+    );
+    assert_ne!(
+        a.content_hash(),
+        c.content_hash(),
+        "another seed, other data on {backend}"
+    );
 
-        assert_eq!(a.query_i64("SELECT count(*) FROM students"), 300);
-        let grades = a.query_i64("SELECT count(*) FROM grades");
-        assert!(
-            (2_400..=3_600).contains(&grades),
-            "about ten grades a student: {grades}"
-        );
-        let inconsistent = a.query_i64(
-            "SELECT count(*) FROM students WHERE total_score <> reading + listening + speaking + writing \
-             OR (total_score IS NULL) <> (cefr_level IS NULL) OR cefr_level <> CASE \
-             WHEN total_score >= 114 THEN 'C2' WHEN total_score >= 95 THEN 'C1' WHEN total_score >= 72 THEN 'B2' \
-             WHEN total_score >= 42 THEN 'B1' WHEN total_score >= 20 THEN 'A2' ELSE 'A1' END",
-        );
-        assert_eq!(
-            inconsistent, 0,
-            "scores, totals and levels agree on {backend}"
-        );
-        assert!(
-            a.query_i64("SELECT count(*) FROM students WHERE total_score IS NULL") > 0,
-            "some NULLs"
-        );
-        assert!(
-            a.query_i64("SELECT count(*) FROM students WHERE name LIKE '%ã%' OR name LIKE '%ç%'")
-                > 0
-        );
+    assert_eq!(a.query_i64("SELECT count(*) FROM students"), 300);
+    let grades = a.query_i64("SELECT count(*) FROM grades");
+    assert!(
+        (2_400..=3_600).contains(&grades),
+        "about ten grades a student: {grades}"
+    );
+    let inconsistent = a.query_i64(
+        "SELECT count(*) FROM students WHERE total_score <> reading + listening + speaking + writing \
+         OR (total_score IS NULL) <> (cefr_level IS NULL) OR cefr_level <> CASE \
+         WHEN total_score >= 114 THEN 'C2' WHEN total_score >= 95 THEN 'C1' WHEN total_score >= 72 THEN 'B2' \
+         WHEN total_score >= 42 THEN 'B1' WHEN total_score >= 20 THEN 'A2' ELSE 'A1' END",
+    );
+    assert_eq!(
+        inconsistent, 0,
+        "scores, totals and levels agree on {backend}"
+    );
+    assert!(
+        a.query_i64("SELECT count(*) FROM students WHERE total_score IS NULL") > 0,
+        "some NULLs"
+    );
+    assert!(
+        a.query_i64("SELECT count(*) FROM students WHERE name LIKE '%ã%' OR name LIKE '%ç%'") > 0
+    );
 
-        let before = a.content_hash();
-        let refused = seed(&a, "9", &[]);
-        assert!(
-            !refused.success && refused.stderr.contains("--force"),
-            "{refused:#?}"
-        );
-        assert_eq!(a.content_hash(), before, "a refused seed changes nothing");
-        assert!(seed(&a, "8", &["--force"]).success);
-        assert_eq!(
-            a.content_hash(),
-            c.content_hash(),
-            "--force replaces the data on {backend}"
-        );
-    }
+    let before = a.content_hash();
+    let refused = seed(&a, "9", &[]);
+    assert!(
+        !refused.success && refused.stderr.contains("--force"),
+        "{refused:#?}"
+    );
+    assert_eq!(a.content_hash(), before, "a refused seed changes nothing");
+    assert!(seed(&a, "8", &["--force"]).success);
+    assert_eq!(
+        a.content_hash(),
+        c.content_hash(),
+        "--force replaces the data on {backend}"
+    );
 }
 
 #[test]

@@ -1,6 +1,6 @@
 //! `cargo xtask list`: what is in a backups directory, newest first, described from the content.
 
-use tests::TestDb;
+use testkit::TestDb;
 
 use crate::scripting::{assert_plain, json_line};
 use crate::{xtask, xtask_ok};
@@ -101,7 +101,7 @@ fn default_names_never_collide_and_go_to_the_backups_directory() {
     let mut paths = Vec::new();
     for command in ["export", "export", "backup", "backup"] {
         let args = [command, "--json", "--database-url", &url];
-        let outcome = tests::run_xtask_with_env(env!("CARGO_BIN_EXE_xtask"), &args, &env);
+        let outcome = testkit::run_xtask_with_env(env!("CARGO_BIN_EXE_xtask"), &args, &env);
         assert!(outcome.success, "{outcome:#?}");
         paths.push(json_line(&outcome)["path"].as_str().unwrap().to_string());
     }

@@ -1,17 +1,39 @@
 //! End-to-end tests: the real `xtask` binary against real SQLite files and a real PostgreSQL server
-//! (see the `tests` support crate for how the server is found or started).
+//! (see the `testkit` support crate for how the server is found or started).
+
+// A test's helpers fail the test by panicking, as its assertions do.
+#![allow(clippy::unwrap_used)]
+
+/// Defines, for each function `name(backend: Backend)` named, the tests `name::sqlite` and
+/// `name::postgres`, so that a failure says which backend broke.
+macro_rules! per_backend {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[test]
+            fn sqlite() {
+                super::$name(app::Backend::Sqlite)
+            }
+
+            #[test]
+            fn postgres() {
+                super::$name(app::Backend::Postgres)
+            }
+        }
+    )*};
+}
 
 mod backup_restore;
 mod compression;
 mod export_import;
 mod foundation;
+mod interface;
 mod list;
 mod prune;
 mod readme;
 mod scripting;
 mod verify;
 
-use tests::{run_xtask, Outcome, TestDb};
+use testkit::{run_xtask, Outcome, TestDb};
 
 /// Runs `cargo xtask ARGS` (the built binary) with no `DATABASE_URL` and no terminal.
 pub fn xtask(args: &[&str]) -> Outcome {
@@ -31,9 +53,4 @@ pub fn xtask_ok(db: &TestDb, args: &[&str]) -> Outcome {
     let outcome = xtask_on(db, args);
     assert!(outcome.success, "xtask {args:?} failed: {outcome:#?}");
     outcome
-}
-
-/// One database of each backend.
-pub fn both_backends() -> [TestDb; 2] {
-    [TestDb::sqlite(), TestDb::postgres()]
 }

@@ -76,6 +76,21 @@ fn prune_keeps_what_the_rules_say_and_dry_run_deletes_nothing() {
 }
 
 #[test]
+fn prune_takes_any_one_rule() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path().to_str().unwrap();
+    for rule in [
+        "--keep-last",
+        "--keep-daily",
+        "--keep-weekly",
+        "--keep-monthly",
+    ] {
+        let outcome = xtask(&["prune", rule, "2", "--dry-run", "--dir", dir]);
+        assert!(outcome.success, "{rule} alone: {outcome:#?}");
+    }
+}
+
+#[test]
 fn prune_needs_a_rule_and_an_existing_directory() {
     let missing_rule = xtask(&["prune"]);
     assert_eq!(missing_rule.code, Some(2), "{missing_rule:#?}");

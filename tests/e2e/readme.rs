@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use tests::TestDb;
+use testkit::TestDb;
 
 /// The fenced blocks of `markdown` tagged `tag`.
 fn blocks<'a>(markdown: &'a str, tag: &str) -> Vec<&'a str> {

@@ -1,12 +1,12 @@
 //! For CI and scripts: `--json` lines on stdout, exit codes, and no control characters off a terminal.
 
 use serde_json::Value;
-use tests::TestDb;
+use testkit::TestDb;
 
 use crate::{xtask, xtask_on};
 
 /// The one JSON line a `--json` run prints on stdout.
-pub fn json_line(outcome: &tests::Outcome) -> Value {
+pub fn json_line(outcome: &testkit::Outcome) -> Value {
     let lines: Vec<&str> = outcome.stdout.lines().collect();
     assert_eq!(lines.len(), 1, "one line on stdout: {outcome:#?}");
     serde_json::from_str(lines[0]).unwrap_or_else(|e| panic!("{e}: {}", lines[0]))
@@ -157,7 +157,7 @@ fn on_a_terminal_import_asks_first_showing_the_target_and_what_it_holds() {
         screen.contains("Go on? [y/N]") && screen.contains("cancelled"),
         "{screen}"
     );
-    assert!(!screen.contains(tests::PASSWORD), "{screen}");
+    assert!(!screen.contains(testkit::PASSWORD), "{screen}");
     assert_eq!(target.content_hash(), before);
 
     let screen = on_a_terminal_answering(&args, "y\n");
@@ -165,16 +165,17 @@ fn on_a_terminal_import_asks_first_showing_the_target_and_what_it_holds() {
     assert_eq!(target.query_i64("SELECT count(*) FROM students"), 20);
 }
 
-#[test]
-fn json_lines_name_the_safety_copies_which_verify() {
+per_backend!(json_lines_name_the_safety_copies_which_verify);
+fn json_lines_name_the_safety_copies_which_verify(backend: app::Backend) {
     let backups = tempfile::tempdir().unwrap();
     let env = [("TOEFL_BACKUPS_DIR", backups.path().as_os_str())];
     let run = |args: &[&str]| {
-        let outcome = tests::run_xtask_with_env(env!("CARGO_BIN_EXE_xtask"), args, &env);
+        let outcome = testkit::run_xtask_with_env(env!("CARGO_BIN_EXE_xtask"), args, &env);
         assert!(outcome.success, "{args:?}: {outcome:#?}");
         json_line(&outcome)
     };
-    for db in crate::both_backends() {
+    let db = TestDb::of(backend);
+    {
         let url = db.url_arg();
         crate::xtask_ok(&db, &["seed", "--students", "10"]);
         let export = run(&["export", "--json", "--database-url", &url]);

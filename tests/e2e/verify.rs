@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use tests::TestDb;
+use testkit::TestDb;
 
 use crate::scripting::json_line;
 use crate::{xtask, xtask_ok, xtask_on};
@@ -24,7 +24,7 @@ fn tamper(file: &str, sql: &str) {
 }
 
 #[test]
-fn good_native_backups_verify_on_both_backends() {
+fn a_good_sqlite_backup_verifies_in_a_scratch_file_that_is_removed() {
     let dir = tempfile::tempdir().unwrap();
     let (_, file) = sqlite_backup(dir.path());
     let outcome = xtask(&["verify", &file, "--json"]);
@@ -33,7 +33,18 @@ fn good_native_backups_verify_on_both_backends() {
     assert_eq!(line["verified"], true);
     assert_eq!(line["backend"], "sqlite");
     assert_eq!(line["rows"]["students"], 40);
+    let scratch = line["scratch"].as_str().unwrap();
+    let scratch = std::path::Path::new(scratch.strip_prefix("sqlite:").unwrap());
+    assert!(
+        !scratch.parent().unwrap().exists(),
+        "the scratch directory {} is removed, journal files and all",
+        scratch.display()
+    );
+}
 
+#[test]
+fn a_good_postgres_dump_verifies_in_a_scratch_database_that_is_dropped() {
+    let dir = tempfile::tempdir().unwrap();
     let pg = TestDb::postgres();
     xtask_ok(&pg, &["seed", "--students", "40"]);
     let dump = dir.path().join("backup.dump").to_str().unwrap().to_string();
@@ -84,7 +95,7 @@ fn broken_backups_fail_verification_with_the_reason() {
         (
             "a grade of a missing student",
             &|file| tamper(file, "UPDATE grades SET student_id = 999999 WHERE id = 3"),
-            "grades row id 3: student_id refers to students row 999999",
+            "table grades, row 3 (id 3), column student_id: refers to students id 999999",
         ),
         (
             "another schema version",

@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::OnceLock;
 
-use app::DatabaseUrl;
+use app::{Backend, DatabaseUrl};
 
 /// The password of [`PASSWORD_ROLE`], which logs in with SCRAM: tests use it to check that no
 /// password leaks.
@@ -278,6 +278,14 @@ pub struct TestDb {
 }
 
 impl TestDb {
+    /// A new, empty database of `backend`.
+    pub fn of(backend: Backend) -> TestDb {
+        match backend {
+            Backend::Sqlite => TestDb::sqlite(),
+            Backend::Postgres => TestDb::postgres(),
+        }
+    }
+
     /// A SQLite URL to a file that does not exist yet.
     pub fn sqlite() -> TestDb {
         let dir = tempfile::tempdir().expect("a temporary directory");
@@ -376,13 +384,19 @@ impl TestDb {
 
     /// Runs SQL statements on the database directly.
     pub fn execute(&self, sql: &str) {
+        self.try_execute(sql)
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+
+    /// Runs SQL statements on the database directly; the database's error, if it refuses them.
+    pub fn try_execute(&self, sql: &str) -> Result<(), String> {
         match &self.url {
             DatabaseUrl::Sqlite(path) => rusqlite::Connection::open(path)
                 .and_then(|c| c.execute_batch(sql))
-                .unwrap_or_else(|e| panic!("{sql}: {e}")),
+                .map_err(|e| e.to_string()),
             DatabaseUrl::Postgres(_) => connect(&self.url)
                 .batch_execute(sql)
-                .unwrap_or_else(|e| panic!("{sql}: {e}")),
+                .map_err(|e| e.to_string()),
         }
     }
 

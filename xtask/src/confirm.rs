@@ -3,7 +3,7 @@
 
 use std::io::{BufRead, IsTerminal, Write};
 
-use crate::Exit;
+use crate::exit::Exit;
 
 /// Returns `Ok` when the user agrees to `question` (or passed `--yes`), and an [`Exit::Refused`]
 /// error otherwise; without a terminal, only `--yes` agrees.
@@ -29,17 +29,6 @@ fn confirm(question: &str, yes: bool) -> anyhow::Result<()> {
     }
 }
 
-/// The options of the commands that replace all of a database's data (import, restore).
-#[derive(clap::Args)]
-pub struct ReplaceOptions {
-    /// Replace the data without asking (required without a terminal)
-    #[arg(long)]
-    pub yes: bool,
-    /// Do not first save the current data to backups/ (toefl_pre_import_* or toefl_pre_restore_*)
-    #[arg(long)]
-    pub no_safety_backup: bool,
-}
-
 /// Opens the target of a destructive `action` once the user agrees to it: the question shows the
 /// target (its password redacted) and what it holds now. A SQLite file that does not exist yet is
 /// created only after the answer, so a refusal leaves nothing behind.
@@ -58,10 +47,7 @@ pub fn open_confirmed_target(
     let mut db = app::Database::open(url, app::Create::No)?;
     let holds = match db.schema_version()? {
         None => "no schema yet".to_string(),
-        Some(_) => {
-            let counts = db.row_counts()?;
-            crate::files::describe_counts(counts.iter().map(|(t, n)| (t.name, *n)))
-        }
+        Some(_) => db.row_counts()?.to_string(),
     };
     confirm(
         &format!("{action} replaces all data in {url}, which now holds: {holds}. Go on?"),

@@ -1,33 +1,23 @@
 //! `cargo xtask`: the TOEFL Dashboard's operations tooling, for developers at a terminal and for CI.
 //!
-//! Each command lives in its own module; this file only parses the command line, picks the database
-//! and turns errors into one line on stderr and an exit code.
+//! This file only parses the command line and dispatches: each command lives in [`commands`], the
+//! jobs they share in [`engine`]; errors become one line on stderr and an exit code ([`exit`]).
 
-mod backup;
-mod backup_file;
-mod backup_name;
-mod compression;
+mod commands;
 mod confirm;
-mod export;
-mod export_format;
-mod files;
-mod import;
-mod list;
-mod migrate;
-mod pg_tools;
+mod engine;
+mod exit;
+mod flags;
 mod progress;
-mod prune;
 mod report;
-mod restore;
-mod seed;
-mod verify;
+mod workspace;
 
-use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::Context as _;
-use app::DatabaseUrl;
 use clap::{Parser, Subcommand};
+
+use commands::{backup, export, import, list, migrate, prune, restore, seed, verify};
+use exit::Exit;
 
 const AFTER_HELP: &str = "\
 The database is chosen by --database-url, else by DATABASE_URL, else the development SQLite file
@@ -76,34 +66,6 @@ enum Command {
     Prune(prune::PruneArgs),
 }
 
-/// An error whose exit code is not the generic 1.
-#[derive(Debug)]
-pub enum Exit {
-    /// The user declined, or there was no terminal to ask on and no `--yes`.
-    Refused(String),
-    /// `verify` found that a backup does not restore, or restores to something broken.
-    VerificationFailed(String),
-}
-
-impl std::fmt::Display for Exit {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Exit::Refused(message) | Exit::VerificationFailed(message) => f.write_str(message),
-        }
-    }
-}
-
-impl std::error::Error for Exit {}
-
-impl Exit {
-    fn code(&self) -> u8 {
-        match self {
-            Exit::Refused(_) => 3,
-            Exit::VerificationFailed(_) => 4,
-        }
-    }
-}
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let json = cli.json;
@@ -114,10 +76,9 @@ fn main() -> ExitCode {
             // One line even when a tool or server said several.
             let message = app::url::redact(&format!("{error:#}")).replace('\n', "; ");
             eprintln!("error: {message}");
-            let code = error.downcast_ref::<Exit>().map_or(1, Exit::code);
+            let code = Exit::code_of(&error);
             if json {
-                let line = serde_json::json!({"ok": false, "error": message, "exit_code": code});
-                println!("{line}");
+                report::print_failure(&message, code);
             }
             ExitCode::from(code)
         }
@@ -125,7 +86,7 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
-    let url = || database_url(cli.database_url.as_deref());
+    let url = || workspace::database_url(cli.database_url.as_deref());
     let report = match cli.command {
         Command::Migrate => migrate::run(&url()?),
         Command::Seed(args) => seed::run(&url()?, &args),
@@ -139,25 +100,4 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     }?;
     report.print(cli.json);
     Ok(())
-}
-
-/// The database the user chose, or the development SQLite file.
-fn database_url(given: Option<&str>) -> anyhow::Result<DatabaseUrl> {
-    match given {
-        Some(url) => Ok(DatabaseUrl::parse(url)?),
-        None => {
-            let dir = project_root().join("instance");
-            std::fs::create_dir_all(&dir)
-                .with_context(|| format!("cannot create directory {}", dir.display()))?;
-            Ok(DatabaseUrl::sqlite(dir.join("toefl_dev.db")))
-        }
-    }
-}
-
-/// The workspace root, whatever the current directory.
-pub fn project_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("xtask lives one level below the workspace root")
-        .to_path_buf()
 }

@@ -1,153 +1,59 @@
-//! `cargo xtask import`: replaces all the data of a database with an export file's, in one
-//! transaction, streaming the file row by row so that memory stays flat.
-//!
-//! The file is read twice: first only its header, which is checked before the target is touched (or
-//! the user asked), then in full inside the import transaction, each row converted, checked and
-//! written as soon as it is read.
+//! Loads an export into a database in one transaction, streaming the file row by row: every value is
+//! checked against its column as it is read, then the row counts against the header, then every
+//! unique key and reference. The header is read (and checked) separately, by [`super::header`].
 
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use anyhow::Context as _;
 use app::schema::PRIMARY_KEY;
-use app::{Backend, Database, DatabaseUrl, RowWriter, Table, Value, TABLES};
+use app::{Backend, Database, DatabaseUrl, RowCounts, RowWriter, Table, Value, TABLES};
 use serde::de::{
     self, DeserializeSeed, Deserializer as _, IgnoredAny, MapAccess, SeqAccess, Visitor,
 };
 
-use crate::compression::{open_decompressed, Compression};
-use crate::confirm::{open_confirmed_target, ReplaceOptions};
-use crate::export::export_to_file;
-use crate::export_format::{column_value, Header, JsonValue};
-use crate::files::{describe_counts, file_size, timestamped_path};
+use super::format::{column_value, Header, JsonValue};
+use super::header::read_header;
+use super::open_export;
+use crate::engine::checks::find_broken_row;
 use crate::progress::Progress;
-use crate::report::Report;
 
-/// Options of `cargo xtask import`.
-#[derive(clap::Args)]
-pub struct ImportArgs {
-    /// The export file to import (written by `cargo xtask export`)
-    #[arg(long, value_name = "PATH")]
-    file: PathBuf,
-    #[command(flatten)]
-    replace: ReplaceOptions,
-}
-
-/// Replaces all the data of `url` with the data of the chosen file.
-pub fn run(url: &DatabaseUrl, args: &ImportArgs) -> anyhow::Result<Report> {
-    let mut report = Report::start("import");
-    let path = &args.file;
-    let header = read_header(path)?;
-    header.check(path)?;
-    let action = format!("the import of {}", path.display());
-    let created = url
-        .sqlite_path()
-        .filter(|p| !p.exists())
-        .map(Path::to_path_buf);
-    let mut db = open_confirmed_target(url, &action, args.replace.yes)?;
-    let mut safety_backup = None;
+/// Replaces all the data of `db` with the rows of the export at `path` (whose `header` was read and
+/// checked), in one transaction; a database without a schema gets it in the same transaction, so
+/// that a failed load leaves it exactly as empty as it was. Returns the rows per table.
+pub fn replace_data(
+    db: &mut Database,
+    url: &DatabaseUrl,
+    path: &Path,
+    header: &Header,
+) -> anyhow::Result<RowCounts> {
     let has_schema = db.schema_version()?.is_some();
     if has_schema {
         db.check_schema_version(url)?;
-        let holds_data = db.row_counts()?.iter().any(|(_, rows)| *rows > 0);
-        if holds_data && !args.replace.no_safety_backup {
-            safety_backup = Some(save_current_data(url, &mut db)?);
-        }
     }
-    let loaded = db.transaction(|db| {
-        // An empty target, such as a fresh production database, gets the schema first, in the same
-        // transaction: if the load fails, it is left as empty as it was.
+    db.transaction(|db| {
         if !has_schema {
             db.migrate_in_transaction()?;
         }
-        load(db, path, &header)
-    });
-    let counts = match loaded {
-        Ok(counts) => counts,
-        Err(error) => {
-            // A SQLite file that this import created goes too: the target is exactly as before.
-            if let Some(file) = created {
-                drop(db);
-                let _ = std::fs::remove_file(file);
-            }
-            let message = format!(
-                "cannot import {} into {url}; nothing was changed",
-                path.display()
-            );
-            return Err(error.context(message));
-        }
-    };
-    let rows = || TABLES.iter().map(|t| t.name).zip(counts.iter().copied());
-    let line = format!(
-        "imported {} into {url}: {} in {:.2} s",
-        path.display(),
-        describe_counts(rows()),
-        report.seconds()
-    );
-    report
-        .say(line)
-        .backup_file(path, "json", url.backend().as_str(), file_size(path)?)
-        .field("safety_backup", safety_backup)
-        .rows(rows());
-    Ok(report)
+        load(db, path, header)
+    })
 }
 
-/// Loads the export at `path` into `db`, a database without data (such as a scratch database):
-/// the header is checked, the schema created, and the rows loaded and checked in one transaction.
-/// Returns the file's header and the rows per table.
-pub fn load_into(db: &mut Database, path: &Path) -> anyhow::Result<(Header, Vec<u64>)> {
+/// Loads the export at `path` into `db`, a database without data (such as a scratch database),
+/// checking its header first. Returns the file's header and the rows per table.
+pub fn load_into_empty(
+    db: &mut Database,
+    url: &DatabaseUrl,
+    path: &Path,
+) -> anyhow::Result<(Header, RowCounts)> {
     let header = read_header(path)?;
     header.check(path)?;
-    let counts = db.transaction(|db| {
-        db.migrate_in_transaction()?;
-        load(db, path, &header)
-    })?;
+    let counts = replace_data(db, url, path, &header)?;
     Ok((header, counts))
-}
-
-/// Exports what `db` holds now, so that importing the wrong file never loses anything.
-/// Returns the safety export's path.
-fn save_current_data(url: &DatabaseUrl, db: &mut Database) -> anyhow::Result<String> {
-    let path = timestamped_path("toefl_pre_import", "json")?;
-    export_to_file(db, &path, false, Compression::None).with_context(|| {
-        format!(
-            "cannot save the current data of {url} before the import (pass --no-safety-backup to \
-             import without this safety export)"
-        )
-    })?;
-    eprintln!(
-        "saved the current data of {url} to {} before replacing it",
-        path.display()
-    );
-    Ok(path.display().to_string())
-}
-
-/// Reads the header of the file at `path`, stopping where `tables` begins.
-pub fn read_header(path: &Path) -> anyhow::Result<Header> {
-    let mut header = Header::default();
-    let mut reached_tables = false;
-    let parsed = parse_file(
-        path,
-        ExportFile {
-            header: &mut header,
-            loader: None,
-            reached_tables: &mut reached_tables,
-        },
-    )?;
-    // Parsing stops at `tables` on purpose; the error it then gives about the rest is not one.
-    match parsed {
-        _ if reached_tables => Ok(header),
-        Ok(()) => anyhow::bail!("{} has no \"tables\" field", path.display()),
-        Err(error) => anyhow::bail!(
-            "{} is not a TOEFL Dashboard export ({error}): to restore a native backup use `cargo xtask restore`",
-            path.display()
-        ),
-    }
 }
 
 /// Deletes every row of `db` and writes the file's rows instead, checking every value, the row
 /// counts and every reference; call inside a transaction. Returns the rows per table.
-fn load(db: &mut Database, path: &Path, header: &Header) -> anyhow::Result<Vec<u64>> {
+fn load(db: &mut Database, path: &Path, header: &Header) -> anyhow::Result<RowCounts> {
     db.start_bulk_load()?;
     let mut loader = Loader {
         postgres: db.backend() == Backend::Postgres,
@@ -160,17 +66,14 @@ fn load(db: &mut Database, path: &Path, header: &Header) -> anyhow::Result<Vec<u
             Some(TABLES.iter().map(|t| header.row_count(t.name)).sum()),
         ),
     };
-    let mut ignored = Header::default();
-    let mut reached_tables = false;
-    parse_file(
-        path,
-        ExportFile {
-            header: &mut ignored,
-            loader: Some(&mut loader),
-            reached_tables: &mut reached_tables,
-        },
-    )?
-    .map_err(|error| match loader.place.to_string() {
+    let mut parser = serde_json::Deserializer::from_reader(open_export(path)?);
+    let parsed = parser
+        .deserialize_map(RowsOfFile {
+            loader: &mut loader,
+            reached_tables: false,
+        })
+        .and_then(|()| parser.end());
+    parsed.map_err(|error| match loader.place.to_string() {
         place if place.is_empty() => anyhow::anyhow!("{error}"),
         place => anyhow::anyhow!("{place}: {error}"),
     })?;
@@ -184,7 +87,7 @@ fn load(db: &mut Database, path: &Path, header: &Header) -> anyhow::Result<Vec<u
         );
     }
     finish_checked(db)?;
-    Ok(counts)
+    Ok(RowCounts::new(counts))
 }
 
 /// Ends the bulk load, checking every unique value and every reference of the loaded rows. On
@@ -198,75 +101,11 @@ fn finish_checked(db: &mut Database) -> anyhow::Result<()> {
             return Ok(());
         };
         db.execute_batch("ROLLBACK TO SAVEPOINT rebuild_keys")?;
-        name_the_broken_row(db)?;
+        find_broken_row(db)?;
         return Err(error.into());
     }
-    name_the_broken_row(db)?;
+    find_broken_row(db)?;
     Ok(db.finish_bulk_load()?)
-}
-
-/// Fails with the first row that breaks a unique key or a reference, naming it.
-fn name_the_broken_row(db: &mut Database) -> anyhow::Result<()> {
-    for table in TABLES {
-        check_unique(db, table)?;
-        check_references(db, table)?;
-    }
-    Ok(())
-}
-
-/// Fails on the first row of `table` that refers to a row that is not there.
-fn check_references(db: &mut Database, table: &'static Table) -> anyhow::Result<()> {
-    let Some((id, column, missing)) = db.find_dangling_reference(table)? else {
-        return Ok(());
-    };
-    let parent = table
-        .column(column)
-        .and_then(|c| c.references)
-        .map_or("?", |fk| fk.table);
-    anyhow::bail!(
-        "{}: refers to {parent} id {missing}, which is not in the file",
-        place_of(db, table, id, column)?
-    )
-}
-
-/// Fails on the first row of `table` whose value in a unique column an earlier row already has (on
-/// PostgreSQL the unique keys are rebuilt only after the load, so this names the row first).
-fn check_unique(db: &mut Database, table: &'static Table) -> anyhow::Result<()> {
-    let Some((id, column, first)) = db.find_duplicate(table)? else {
-        return Ok(());
-    };
-    anyhow::bail!(
-        "{}: the same value as the row with id {first}, but {column} must be unique",
-        place_of(db, table, id, column)?
-    )
-}
-
-/// `table T, row N (id I), column C` for a loaded row.
-fn place_of(db: &mut Database, table: &Table, id: i64, column: &str) -> anyhow::Result<String> {
-    // Ids are ascending in the file, so the row's position is the number of ids up to its own.
-    let position = db
-        .query_i64(&format!(
-            "SELECT count(*) FROM {} WHERE {PRIMARY_KEY} <= {id}",
-            table.name
-        ))?
-        .unwrap_or(0);
-    Ok(format!(
-        "table {}, row {position} (id {id}), column {column}",
-        table.name
-    ))
-}
-
-/// Opens the file at `path` and drives `visitor` over its top-level object. The outer error is an I/O
-/// error opening the file; the inner one is the parser's (with its line and column).
-fn parse_file(
-    path: &Path,
-    visitor: ExportFile<'_, '_>,
-) -> anyhow::Result<Result<(), serde_json::Error>> {
-    // serde_json reads byte by byte: a concrete buffer in front of the boxed (maybe decompressing)
-    // reader keeps that from being a dynamic call per byte, which halves the import's CPU time.
-    let reader = std::io::BufReader::with_capacity(1 << 16, open_decompressed(path)?);
-    let mut parser = serde_json::Deserializer::from_reader(reader);
-    Ok(parser.deserialize_map(visitor).and_then(|()| parser.end()))
 }
 
 /// Where the parser is in the file, to name it in errors.
@@ -310,15 +149,14 @@ struct Loader<'db> {
     progress: Progress,
 }
 
-/// The file's top-level object. Without a loader it reads the header and stops at `tables`; with
-/// one, it skips the header and loads the tables.
-struct ExportFile<'a, 'db> {
-    header: &'a mut Header,
-    loader: Option<&'a mut Loader<'db>>,
-    reached_tables: &'a mut bool,
+/// The file's top-level object: the header fields (read before, by [`read_header`]) are skipped,
+/// the tables loaded.
+struct RowsOfFile<'a, 'db> {
+    loader: &'a mut Loader<'db>,
+    reached_tables: bool,
 }
 
-impl<'de> Visitor<'de> for ExportFile<'_, '_> {
+impl<'de> Visitor<'de> for RowsOfFile<'_, '_> {
     type Value = ();
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
@@ -328,33 +166,22 @@ impl<'de> Visitor<'de> for ExportFile<'_, '_> {
     fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> Result<(), A::Error> {
         while let Some(key) = map.next_key::<String>()? {
             let is_header = Header::FIELDS.contains(&key.as_str());
-            if is_header && *self.reached_tables {
+            if is_header && self.reached_tables {
                 return Err(de::Error::custom(format!(
                     "the header field {key:?} comes after \"tables\": the header must come first"
                 )));
             }
-            match (key.as_str(), &mut self.loader) {
-                ("tables", None) => {
-                    *self.reached_tables = true;
-                    return Ok(());
+            match key.as_str() {
+                "tables" => {
+                    self.reached_tables = true;
+                    map.next_value_seed(TablesSeed {
+                        loader: self.loader,
+                    })?;
                 }
-                ("tables", Some(loader)) => {
-                    *self.reached_tables = true;
-                    map.next_value_seed(TablesSeed { loader })?;
-                }
-                (_, Some(_)) if is_header => {
+                _ if is_header => {
                     map.next_value::<IgnoredAny>()?;
                 }
-                ("format", None) => self.header.format = Some(map.next_value()?),
-                ("format_version", None) => self.header.format_version = Some(map.next_value()?),
-                ("schema_version", None) => self.header.schema_version = Some(map.next_value()?),
-                ("row_counts", None) => self.header.row_counts = Some(map.next_value()?),
-                ("exported_at", None) => self.header.exported_at = Some(map.next_value()?),
-                ("source", None) => self.header.source = Some(map.next_value()?),
-                (_, None) if is_header => {
-                    map.next_value::<IgnoredAny>()?;
-                }
-                (other, _) => {
+                other => {
                     return Err(de::Error::custom(format!(
                         "unknown top-level field {other:?}"
                     )))

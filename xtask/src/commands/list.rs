@@ -2,19 +2,18 @@
 //! content: kind, backend, when it was taken, size, schema version and rows.
 
 use std::ffi::OsStr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use rusqlite::{Connection, OpenFlags};
+use app::{Backend, RowCounts};
 use serde_json::{json, Value};
 
-use crate::backup_file::{identify, FileKind};
-use crate::backup_name::{files_named_by_us, BackupName};
-use crate::compression::Compression;
-use crate::files::{file_size, human_size, read_head};
-use crate::import::read_header;
-use crate::pg_tools::PgTool;
-use crate::report::Report;
-use crate::restore::dump_schema_version;
+use crate::engine::archive::compression::Compression;
+use crate::engine::archive::kind::{identify, BackupKind, FileKind};
+use crate::engine::archive::series::{files_named_by_us, BackupName};
+use crate::engine::archive::{backups_dir, file_size, read_head};
+use crate::engine::json::header::read_header;
+use crate::engine::native::{self, dump_schema_version, PgTool};
+use crate::report::{human_size, Report};
 
 /// Options of `cargo xtask list`.
 #[derive(clap::Args)]
@@ -33,7 +32,7 @@ pub struct ListArgs {
 struct Listed {
     name: BackupName,
     path: PathBuf,
-    kind: &'static str,
+    kind: BackupKind,
     backend: String,
     bytes: u64,
     compression: Compression,
@@ -41,15 +40,12 @@ struct Listed {
     rows: Option<RowCounts>,
 }
 
-/// Rows per table, by table name.
-type RowCounts = Vec<(String, u64)>;
-
 /// Lists the backups in `--dir` or `backups/`.
 pub fn run(args: &ListArgs) -> anyhow::Result<Report> {
     let mut report = Report::start("list");
     let dir = match &args.dir {
         Some(dir) => dir.clone(),
-        None => crate::files::backups_dir()?,
+        None => backups_dir()?,
     };
     // pg_restore reads a dump's schema version; without it, dumps are still listed.
     let pg_restore = PgTool::find("pg_restore").ok();
@@ -66,15 +62,13 @@ pub fn run(args: &ListArgs) -> anyhow::Result<Report> {
         report.say(format!(
             "{:<19}  {:<6}  {:<8}  {:>9}  {:>6}  {:>9}  {}",
             file.name.taken_at.format("%Y-%m-%d %H:%M:%S"),
-            file.kind,
+            file.kind.as_str(),
             file.backend,
             human_size(file.bytes),
             file.schema_version.map_or("?".into(), |v| v.to_string()),
-            file.rows.as_ref().map_or("-".into(), |rows| rows
-                .iter()
-                .map(|(_, n)| n)
-                .sum::<u64>()
-                .to_string()),
+            file.rows
+                .as_ref()
+                .map_or("-".into(), |rows| rows.total().to_string()),
             file.path.display()
         ));
     }
@@ -107,62 +101,47 @@ fn describe(
     Ok(Some(match identify(&path)? {
         FileKind::JsonExport => match read_header(&path) {
             Ok(header) => {
-                let rows = header
-                    .row_counts
-                    .clone()
-                    .map(|counts| counts.into_iter().collect());
+                let rows = header.row_counts.as_ref().map(|_| header.counts());
                 let backend = header.source_backend().unwrap_or("?").to_string();
-                listed("json", &backend, header.schema_version, rows)
+                listed(BackupKind::Json, &backend, header.schema_version, rows)
             }
-            Err(_) => listed("json", "?", None, None),
+            Err(_) => listed(BackupKind::Json, "?", None, None),
         },
         FileKind::Sqlite => {
-            let (schema_version, rows) = sqlite_contents(&path).unwrap_or((None, None));
-            listed("native", "sqlite", schema_version, rows)
+            let (schema_version, rows) = native::sqlite_contents(&path).unwrap_or((None, None));
+            listed(
+                BackupKind::Native,
+                Backend::Sqlite.as_str(),
+                schema_version,
+                rows,
+            )
         }
         FileKind::PostgresDump(..) => {
             let version =
                 pg_restore.and_then(|tool| dump_schema_version(tool, &path).ok().flatten());
-            listed("native", "postgres", version, None)
+            listed(
+                BackupKind::Native,
+                Backend::Postgres.as_str(),
+                version,
+                None,
+            )
         }
         FileKind::Unknown(_) => return Ok(None),
     }))
 }
 
-/// The schema version and row counts of a SQLite backup, read without changing it.
-fn sqlite_contents(path: &Path) -> anyhow::Result<(Option<i64>, Option<RowCounts>)> {
-    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    let mut db = app::Database::Sqlite(Connection::open_with_flags(path, flags)?);
-    let version = db.schema_version()?;
-    let rows = match version {
-        Some(app::SCHEMA_VERSION) => Some(
-            db.row_counts()?
-                .into_iter()
-                .map(|(t, n)| (t.name.to_string(), n))
-                .collect(),
-        ),
-        _ => None,
-    };
-    Ok((version, rows))
-}
-
 impl Listed {
     fn to_json(&self) -> Value {
-        let rows = self.rows.as_ref().map(|rows| {
-            rows.iter()
-                .map(|(table, n)| (table.clone(), json!(n)))
-                .collect::<serde_json::Map<_, _>>()
-        });
         json!({
             "path": self.path.display().to_string(),
             "file": self.path.file_name().unwrap_or(OsStr::new("")).to_string_lossy(),
-            "kind": self.kind,
+            "kind": self.kind.as_str(),
             "backend": self.backend,
             "created": format!("{}Z", self.name.taken_at.format("%Y-%m-%dT%H:%M:%S")),
             "bytes": self.bytes,
             "compression": self.compression.as_str(),
             "schema_version": self.schema_version,
-            "rows": rows,
+            "rows": self.rows,
         })
     }
 }

@@ -8,7 +8,7 @@ use std::path::Path;
 
 use app::schema::{Column, ColumnType};
 use app::value::{parse_date, parse_timestamp, write_date, write_timestamp};
-use app::{Backend, Value, SCHEMA_VERSION, TABLES};
+use app::{Backend, RowCounts, Value, SCHEMA_VERSION, TABLES};
 
 /// The value of the header's `format` field.
 pub const FORMAT: &str = "toefl-dashboard-export";
@@ -96,6 +96,11 @@ impl Header {
         Ok(())
     }
 
+    /// The rows the header announces for each table.
+    pub fn counts(&self) -> RowCounts {
+        RowCounts::from_fn(|table| self.row_count(table.name))
+    }
+
     /// The number of rows the header announces for `table` (checked to be there by [`Header::check`]).
     pub fn row_count(&self, table: &str) -> u64 {
         self.row_counts
@@ -106,11 +111,7 @@ impl Header {
 }
 
 /// Writes the header and the opening of `tables`; `exported_at` is now, in UTC.
-pub fn write_header(
-    out: &mut impl Write,
-    backend: Backend,
-    counts: &[(&'static app::Table, u64)],
-) -> io::Result<()> {
+pub fn write_header(out: &mut impl Write, backend: Backend, counts: &RowCounts) -> io::Result<()> {
     let mut exported_at = String::new();
     write_timestamp(&mut exported_at, &chrono::Utc::now(), 'T');
     let counts: Vec<String> = counts

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use anyhow::Context as _;
-use app::{Database, DatabaseUrl};
+use app::DatabaseUrl;
 use xshell::{cmd, Shell};
 
 /// A PostgreSQL client program found on `PATH`.
@@ -98,38 +98,6 @@ impl PgTool {
             app::url::redact(&said.join("; "))
         )
     }
-}
-
-/// The server's release, from `server_version_num` (e.g. 150018 for 15.18).
-pub fn server_version(db: &mut Database) -> anyhow::Result<PgVersion> {
-    let number = db
-        .query_i64("SELECT current_setting('server_version_num')::bigint")?
-        .context("the server did not report its version")?;
-    Ok(PgVersion {
-        major: (number / 10_000) as u32,
-        minor: (number % 10_000) as u32,
-    })
-}
-
-/// Writes a custom-format dump of `url` to `path`, after checking that pg_dump is not older than
-/// the server (it refuses to dump a newer server, with a less helpful message).
-pub fn dump(url: &DatabaseUrl, db: &mut Database, path: &Path) -> anyhow::Result<()> {
-    let pg_dump = PgTool::find("pg_dump")?;
-    let ours = pg_dump.version()?;
-    let server = server_version(db)?;
-    if ours.major < server.major {
-        anyhow::bail!(
-            "pg_dump {ours} is older than the server, PostgreSQL {server}, and cannot dump it: \
-             install the PostgreSQL {} client (e.g. apt-get install postgresql-client-{}) and put \
-             it first on PATH",
-            server.major,
-            server.major
-        );
-    }
-    let mut file_arg = OsStr::new("--file=").to_os_string();
-    file_arg.push(path);
-    pg_dump.run(Some(url), &[OsStr::new("--format=custom"), &file_arg])?;
-    Ok(())
 }
 
 /// `15.18`, `16.2` or `17beta1` (read as 17.0); `None` for a word that is not a release.

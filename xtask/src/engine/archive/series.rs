@@ -28,6 +28,22 @@ impl Series {
         Series::PreRestore,
     ];
 
+    /// A new file of this series in `backups/`: `{prefix}_YYYYMMDD_HHMMSS.{extension}`, the time in
+    /// UTC; when that name is taken (two files in one second), `..._HHMMSS-2.{extension}` and so on.
+    pub fn new_path(self, extension: &str) -> anyhow::Result<PathBuf> {
+        let stamp = chrono::Utc::now().format("%Y%m%d_%H%M%S");
+        let dir = super::backups_dir()?;
+        let prefix = self.prefix();
+        let candidates = (1..).map(|n| match n {
+            1 => dir.join(format!("{prefix}_{stamp}.{extension}")),
+            n => dir.join(format!("{prefix}_{stamp}-{n}.{extension}")),
+        });
+        candidates
+            .take(1000)
+            .find(|path| !path.exists())
+            .context("a thousand backups in one second: try again")
+    }
+
     /// The start of the file name, before the timestamp.
     pub fn prefix(self) -> &'static str {
         match self {

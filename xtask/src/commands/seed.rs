@@ -4,7 +4,6 @@ use app::demo::DemoData;
 use app::schema::STUDENTS;
 use app::{Create, Database, DatabaseUrl};
 
-use crate::files::describe_counts;
 use crate::progress::Progress;
 use crate::report::Report;
 
@@ -47,12 +46,9 @@ pub fn run(url: &DatabaseUrl, args: &SeedArgs) -> anyhow::Result<Report> {
     let line = format!(
         "seeded {url} with seed {}: {} in {:.2} s",
         args.seed,
-        describe_counts(counts.iter().map(|(t, n)| (t.name, *n))),
+        counts,
         report.seconds()
     );
-    report
-        .say(line)
-        .field("backend", url.backend().as_str())
-        .rows(counts.iter().map(|(t, n)| (t.name, *n)));
+    report.say(line).backend(url.backend()).rows(&counts);
     Ok(report)
 }

@@ -21,7 +21,7 @@ pub fn run(url: &DatabaseUrl) -> anyhow::Result<Report> {
         ));
     }
     report
-        .field("backend", url.backend().as_str())
+        .backend(url.backend())
         .field("schema_version", SCHEMA_VERSION)
         .field("applied", applied);
     Ok(report)

@@ -6,8 +6,27 @@ use std::path::Path;
 
 use app::Backend;
 
-use crate::compression::{open_decompressed, Compression};
-use crate::files::read_head;
+use super::compression::{open_decompressed, Compression};
+use super::read_head;
+
+/// The two kinds of file this tool writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackupKind {
+    /// A native backup: a SQLite database file or a pg_dump custom-format archive.
+    Native,
+    /// A JSON export, which either backend can import.
+    Json,
+}
+
+impl BackupKind {
+    /// The name in messages and `--json` output.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BackupKind::Native => "native",
+            BackupKind::Json => "json",
+        }
+    }
+}
 
 /// What a file is, from its first bytes.
 #[derive(Debug, PartialEq, Eq)]
@@ -41,6 +60,28 @@ impl FileKind {
             FileKind::Unknown("it is empty")
         } else {
             FileKind::Unknown("neither a SQLite database nor a pg_dump custom-format dump")
+        }
+    }
+
+    /// Refuses a file that is not a native backup for a `target` database, saying which command
+    /// takes it; `path` names it in the message.
+    pub fn require_native_for(&self, path: &Path, target: Backend) -> anyhow::Result<()> {
+        let shown = path.display();
+        match (self, self.backend()) {
+            (FileKind::JsonExport, _) => anyhow::bail!(
+                "{shown} is a JSON export, not a native backup: load it with `cargo xtask import --file {shown}`"
+            ),
+            (FileKind::Unknown(what), _) => anyhow::bail!(
+                "{shown} is not a backup this tool knows ({what}); restore takes a SQLite backup or a \
+                 pg_dump custom-format dump made by `cargo xtask backup`, and `cargo xtask import` takes \
+                 a JSON export"
+            ),
+            (_, Some(backend)) if backend != target => anyhow::bail!(
+                "{shown} is a {backend} backup, but the target is a {target} database: a native backup \
+                 restores only onto its own backend; to move data between backends, run `cargo xtask \
+                 export` on the source and `cargo xtask import` on the target"
+            ),
+            _ => Ok(()),
         }
     }
 

@@ -1,0 +1,45 @@
+//! `cargo xtask backup`: a native backup, consistent even while the app writes: SQLite's online
+//! backup API, checked before it is kept; `pg_dump --format=custom` for PostgreSQL.
+
+use std::path::PathBuf;
+
+use app::{Create, Database, DatabaseUrl};
+
+use crate::engine::archive::kind::BackupKind;
+use crate::engine::archive::series::Series;
+use crate::engine::native;
+use crate::report::Report;
+
+/// Options of `cargo xtask backup`.
+#[derive(clap::Args)]
+pub struct BackupArgs {
+    /// Where to write the backup [default: backups/toefl_backup_YYYYMMDD_HHMMSS.db for SQLite,
+    /// .dump for PostgreSQL, in UTC]
+    #[arg(long, value_name = "PATH")]
+    file: Option<PathBuf>,
+    /// Overwrite the file if it already exists
+    #[arg(long)]
+    force: bool,
+}
+
+/// Backs up the database at `url` to `--file` or a new timestamped file in `backups/`.
+pub fn run(url: &DatabaseUrl, args: &BackupArgs) -> anyhow::Result<Report> {
+    let mut report = Report::start("backup");
+    let mut db = Database::open(url, Create::No)?;
+    db.check_schema_version(url)?;
+    let path = match &args.file {
+        Some(path) => path.clone(),
+        None => Series::Backup.new_path(native::extension(url.backend()))?,
+    };
+    let written = native::write_backup(url, &mut db, &path, args.force)?;
+    report
+        .say(format!("backed up {url} to {}: {written}", path.display()))
+        .backup_file(
+            &path,
+            BackupKind::Native,
+            url.backend().as_str(),
+            written.size,
+        )
+        .rows(&written.counts);
+    Ok(report)
+}

@@ -1,0 +1,74 @@
+//! `cargo xtask import`: replaces all the data of a database with an export file's, in one
+//! transaction that checks every value, count, unique key and reference, streaming the file so that
+//! memory stays flat. The header is checked before the target is touched (or the user asked).
+
+use std::path::{Path, PathBuf};
+
+use app::DatabaseUrl;
+
+use crate::confirm::open_confirmed_target;
+use crate::engine::archive::file_size;
+use crate::engine::archive::kind::BackupKind;
+use crate::engine::archive::series::Series;
+use crate::engine::json::header::read_header;
+use crate::engine::json::loader::replace_data;
+use crate::flags::ReplaceOptions;
+use crate::report::Report;
+
+/// Options of `cargo xtask import`.
+#[derive(clap::Args)]
+pub struct ImportArgs {
+    /// The export file to import (written by `cargo xtask export`)
+    #[arg(long, value_name = "PATH")]
+    file: PathBuf,
+    #[command(flatten)]
+    replace: ReplaceOptions,
+}
+
+/// Replaces all the data of `url` with the data of the chosen file.
+pub fn run(url: &DatabaseUrl, args: &ImportArgs) -> anyhow::Result<Report> {
+    let mut report = Report::start("import");
+    let path = &args.file;
+    let header = read_header(path)?;
+    header.check(path)?;
+    let action = format!("the import of {}", path.display());
+    let created = url
+        .sqlite_path()
+        .filter(|p| !p.exists())
+        .map(Path::to_path_buf);
+    let mut db = open_confirmed_target(url, &action, args.replace.yes)?;
+    let safety_copy =
+        args.replace
+            .save_current_data(url, &mut db, Series::PreImport, &mut report)?;
+    let counts = match replace_data(&mut db, url, path, &header) {
+        Ok(counts) => counts,
+        Err(error) => {
+            // A SQLite file that this import created goes too: the target is exactly as before.
+            if let Some(file) = created {
+                drop(db);
+                let _ = std::fs::remove_file(file);
+            }
+            let message = format!(
+                "cannot import {} into {url}; nothing was changed",
+                path.display()
+            );
+            return Err(error.context(message));
+        }
+    };
+    let line = format!(
+        "imported {} into {url}: {counts} in {:.2} s",
+        path.display(),
+        report.seconds()
+    );
+    report
+        .say(line)
+        .backup_file(
+            path,
+            BackupKind::Json,
+            url.backend().as_str(),
+            file_size(path)?,
+        )
+        .field("safety_backup", safety_copy)
+        .rows(&counts);
+    Ok(report)
+}

@@ -1,0 +1,109 @@
+//! `cargo xtask verify FILE`: proves that a backup can be restored, by restoring it into a scratch
+//! database (a temporary SQLite file, or a temporary PostgreSQL database created and dropped on the
+//! target's server) and checking integrity, schema version, keys, references and row counts there.
+
+use std::path::{Path, PathBuf};
+
+use app::{Backend, DatabaseUrl, RowCounts, SCHEMA_VERSION};
+
+use crate::engine::archive::file_size;
+use crate::engine::archive::kind::{identify, BackupKind, FileKind};
+use crate::engine::checks::check_restored;
+use crate::engine::json::loader::load_into_empty;
+use crate::engine::native;
+use crate::engine::scratch::Scratch;
+use crate::exit::Exit;
+use crate::report::Report;
+
+/// Options of `cargo xtask verify`.
+#[derive(clap::Args)]
+#[command(
+    after_help = "A SQLite backup is restored into a temporary SQLite file. A PostgreSQL \
+dump is restored into a temporary database created (and dropped) on the server that \
+--database-url or DATABASE_URL names, so verifying a dump needs a PostgreSQL URL whose user may \
+create databases. Exit code 4 means the file failed verification."
+)]
+pub struct VerifyArgs {
+    /// The backup to verify (recognised by its content, whatever its name)
+    #[arg(value_name = "FILE")]
+    file: PathBuf,
+}
+
+/// Restores `FILE` into a scratch database and checks it; `url` names the server for dumps.
+pub fn run(
+    url: impl FnOnce() -> anyhow::Result<DatabaseUrl>,
+    args: &VerifyArgs,
+) -> anyhow::Result<Report> {
+    let mut report = Report::start("verify");
+    let path = &args.file;
+    let kind = identify(path)?;
+    let scratch = match (&kind, kind.backend()) {
+        (_, Some(Backend::Sqlite)) => Scratch::sqlite()?,
+        (_, Some(Backend::Postgres)) => Scratch::postgres(&url()?)?,
+        // An export goes into a scratch database of the target's backend, the one it is meant for.
+        (FileKind::JsonExport, None) => match url()? {
+            url @ DatabaseUrl::Postgres(_) => Scratch::postgres(&url)?,
+            DatabaseUrl::Sqlite(_) => Scratch::sqlite()?,
+        },
+        (_, None) => {
+            // The same refusal as restore's, which says what the file is and which command takes it.
+            let refusal = kind.require_native_for(path, Backend::Sqlite).err();
+            return Err(failed(
+                path,
+                refusal.unwrap_or_else(|| anyhow::anyhow!("unknown file")),
+            ));
+        }
+    };
+    let restored = restore_and_check(path, &kind, &scratch).map_err(|e| failed(path, e))?;
+    let line = format!(
+        "{} is a good {} backup of a {} database: restored into a scratch {} database, it has \
+         schema version {SCHEMA_VERSION}, and its row counts, keys and references hold; rows: {}",
+        path.display(),
+        restored.kind.as_str(),
+        restored.backend,
+        scratch.url.backend(),
+        restored.counts
+    );
+    report
+        .say(line)
+        .backup_file(path, restored.kind, &restored.backend, file_size(path)?)
+        .field("verified", true)
+        .field("scratch", scratch.url.to_string())
+        .rows(&restored.counts);
+    Ok(report)
+}
+
+/// What a verified file turned out to hold.
+struct Restored {
+    kind: BackupKind,
+    /// The backend the data came from.
+    backend: String,
+    counts: RowCounts,
+}
+
+fn failed(path: &Path, error: anyhow::Error) -> anyhow::Error {
+    Exit::VerificationFailed(format!("{} failed verification: {error:#}", path.display())).into()
+}
+
+/// Restores the file into the scratch database and checks it there.
+fn restore_and_check(path: &Path, kind: &FileKind, scratch: &Scratch) -> anyhow::Result<Restored> {
+    let mut db = scratch.open()?;
+    let (kind, backend) = match kind.backend() {
+        // The load checks every value, the row counts against the header, keys and references.
+        None => {
+            let (header, _) = load_into_empty(&mut db, &scratch.url, path)?;
+            let source = header.source_backend().unwrap_or("unknown");
+            (BackupKind::Json, source.to_string())
+        }
+        Some(backend) => {
+            let backup = native::check_backup(path, kind)?;
+            native::restore(backup, path, &scratch.url, &mut db)?;
+            (BackupKind::Native, backend.to_string())
+        }
+    };
+    Ok(Restored {
+        kind,
+        backend,
+        counts: check_restored(&mut db, &scratch.url)?,
+    })
+}

@@ -1,0 +1,62 @@
+//! Writes every table, from one read snapshot, as an export in the [`super::format`].
+
+use std::io::Write;
+use std::path::Path;
+
+use anyhow::Context as _;
+use app::{Database, RowCounts};
+
+use super::format::{write_header, RowEncoder};
+use crate::engine::archive::compression::{CompressedWriter, Compression};
+use crate::engine::archive::new_file::NewFile;
+use crate::progress::Progress;
+
+/// Writes every table of `db` to `path` from one read snapshot; the file gets its name only when it
+/// is complete. Returns the rows per table and the file's size in bytes.
+pub fn export_to_file(
+    db: &mut Database,
+    path: &Path,
+    force: bool,
+    compression: Compression,
+) -> anyhow::Result<(RowCounts, u64)> {
+    let mut file = NewFile::create(path, force)?;
+    let counts = db.read_snapshot(|db| {
+        // The counts go in the header, before the rows: they come from the same snapshot.
+        let counts = db.row_counts()?;
+        let mut out = CompressedWriter::new(file.file(), compression)?;
+        write_tables(db, &counts, &mut out)?;
+        out.finish()?;
+        Ok::<_, anyhow::Error>(counts)
+    })?;
+    let size = file.persist()?;
+    Ok((counts, size))
+}
+
+fn write_tables(db: &mut Database, counts: &RowCounts, out: &mut impl Write) -> anyhow::Result<()> {
+    write_header(out, db.backend(), counts)?;
+    let mut progress = Progress::new("exporting", Some(counts.total()));
+    for (position, (table, expected)) in counts.iter().enumerate() {
+        let comma = if position == 0 { "" } else { "," };
+        write!(out, "{comma}\n  \"{}\": [", table.name)?;
+        let mut encoder = RowEncoder::new(table);
+        let mut written = 0u64;
+        db.for_each_row(table, |row| {
+            out.write_all(if written == 0 { b"\n   " } else { b",\n   " })?;
+            encoder
+                .write_row(out, row)
+                .with_context(|| format!("table {}, row id {:?}", table.name, row[0]))?;
+            progress.add(1);
+            written += 1;
+            Ok::<_, anyhow::Error>(())
+        })?;
+        anyhow::ensure!(
+            written == expected,
+            "table {} changed during the export ({expected} rows counted, {written} read): \
+             the snapshot was not consistent",
+            table.name
+        );
+        out.write_all(b"\n  ]")?;
+    }
+    out.write_all(b"\n }}\n")?;
+    Ok(())
+}

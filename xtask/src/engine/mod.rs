@@ -1,0 +1,17 @@
+//! The engines: the jobs that several commands share. An engine never knows which command called it;
+//! commands turn their arguments into engine calls and the results into a [`crate::report::Report`].
+//!
+//! - [`archive`]: where backup files go, their names (the series), what a file is (known by its
+//!   content), compression, and new files that appear only once complete.
+//! - [`native`]: native backups (SQLite's backup API, pg_dump / pg_restore), checked and restored.
+//! - [`json`]: the universal JSON export: writer, header reader, checked loader.
+//! - [`checks`]: what a restored or loaded database must satisfy, and the words for what breaks it.
+//! - [`safety`]: the copy of the current data taken before a command replaces it.
+//! - [`scratch`]: throwaway databases that `verify` restores into.
+
+pub mod archive;
+pub mod checks;
+pub mod json;
+pub mod native;
+pub mod safety;
+pub mod scratch;

@@ -1,0 +1,53 @@
+//! The safety copy: what a database holds, saved to `backups/` before a command replaces it, so that
+//! replacing the wrong data never loses anything. Restoring (or importing) the copy undoes the change.
+
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use app::{Database, DatabaseUrl, RowCounts};
+
+use super::archive::compression::Compression;
+use super::archive::series::Series;
+use super::json::writer::export_to_file;
+use super::native;
+
+/// A safety copy that was taken.
+pub struct SafetyCopy {
+    /// Where it is.
+    pub path: PathBuf,
+    /// Its size in bytes.
+    pub size: u64,
+    /// What it holds.
+    pub counts: RowCounts,
+}
+
+/// Saves what `db` (the database at `url`) holds now as a new file of `series`: a native backup
+/// before a restore, a JSON export otherwise. Returns `None` when the database holds no data.
+pub fn save_current_data(
+    url: &DatabaseUrl,
+    db: &mut Database,
+    series: Series,
+) -> anyhow::Result<Option<SafetyCopy>> {
+    if !db.holds_data()? {
+        return Ok(None);
+    }
+    let saved = match series {
+        Series::PreRestore => {
+            let path = series.new_path(native::extension(url.backend()))?;
+            native::write_backup(url, db, &path, false)
+                .map(|written| (path, written.size, written.counts))
+        }
+        _ => {
+            let path = series.new_path(Compression::None.export_extension())?;
+            export_to_file(db, &path, false, Compression::None)
+                .map(|(counts, size)| (path, size, counts))
+        }
+    };
+    let (path, size, counts) = saved.with_context(|| {
+        format!(
+            "cannot save the current data of {url} first, so nothing was changed (pass \
+             --no-safety-backup to go on without this safety copy)"
+        )
+    })?;
+    Ok(Some(SafetyCopy { path, size, counts }))
+}
