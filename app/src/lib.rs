@@ -12,6 +12,8 @@ pub mod schema;
 pub mod url;
 pub mod value;
 
+mod pg_copy;
+
 pub use backend::Backend;
 pub use counts::RowCounts;
 pub use db::{Create, Database, Error, RowWriter};

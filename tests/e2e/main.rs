@@ -24,6 +24,7 @@ macro_rules! per_backend {
 
 mod backup_restore;
 mod compression;
+mod copy;
 mod export_import;
 mod foundation;
 mod interface;

@@ -5,13 +5,20 @@
 //!   content), compression, and new files that appear only once complete.
 //! - [`native`]: native backups (SQLite's backup API, pg_dump / pg_restore), checked and restored.
 //! - [`json`]: the universal JSON export: writer, header reader, checked loader.
-//! - [`checks`]: what a restored or loaded database must satisfy, and the words for what breaks it.
+//! - [`copy`]: every row of one database into another, from one snapshot, with no file between.
+//! - [`load`]: loading rows into a database in one checked transaction, from any [`load::RowSource`].
+//! - [`rows`]: rows in batches from a reading thread to a writing one.
+//! - [`checks`]: what a loaded value and a restored or loaded database must satisfy, and the words
+//!   for what breaks it.
 //! - [`safety`]: the copy of the current data taken before a command replaces it.
 //! - [`scratch`]: throwaway databases that `verify` restores into.
 
 pub mod archive;
 pub mod checks;
+pub mod copy;
 pub mod json;
+pub mod load;
 pub mod native;
+pub mod rows;
 pub mod safety;
 pub mod scratch;

@@ -1,12 +1,12 @@
-//! Loads an export into a database in one transaction, streaming the file row by row: every value is
-//! checked against its column as it is read, then the row counts against the header, then every
-//! unique key and reference. The header is read (and checked) separately, by [`super::header`].
+//! Reads the rows of an export for a load ([`crate::engine::load`]), streaming the file: each value
+//! is converted to its column's type as it is parsed, and a row that does not fit is named by its
+//! place in the file. The header is read (and checked) separately, by [`super::header`].
 
 use std::fmt;
 use std::path::Path;
 
 use app::schema::PRIMARY_KEY;
-use app::{Backend, Database, DatabaseUrl, RowCounts, RowWriter, Table, Value, TABLES};
+use app::{Database, DatabaseUrl, RowCounts, Table, Value, TABLES};
 use serde::de::{
     self, DeserializeSeed, Deserializer as _, IgnoredAny, MapAccess, SeqAccess, Visitor,
 };
@@ -14,8 +14,8 @@ use serde::de::{
 use super::format::{column_value, Header, JsonValue};
 use super::header::read_header;
 use super::open_export;
-use crate::engine::checks::find_broken_row;
-use crate::progress::Progress;
+use crate::engine::checks::Place;
+use crate::engine::load::{self, CheckedRows, RowSource};
 
 /// Replaces all the data of `db` with the rows of the export at `path` (whose `header` was read and
 /// checked), in one transaction; a database without a schema gets it in the same transaction, so
@@ -26,16 +26,8 @@ pub fn replace_data(
     path: &Path,
     header: &Header,
 ) -> anyhow::Result<RowCounts> {
-    let has_schema = db.schema_version()?.is_some();
-    if has_schema {
-        db.check_schema_version(url)?;
-    }
-    db.transaction(|db| {
-        if !has_schema {
-            db.migrate_in_transaction()?;
-        }
-        load(db, path, header)
-    })
+    let mut file = ExportRows { path, header };
+    load::replace_data(db, url, "importing", &mut file)
 }
 
 /// Loads the export at `path` into `db`, a database without data (such as a scratch database),
@@ -51,112 +43,61 @@ pub fn load_into_empty(
     Ok((header, counts))
 }
 
-/// Deletes every row of `db` and writes the file's rows instead, checking every value, the row
-/// counts and every reference; call inside a transaction. Returns the rows per table.
-fn load(db: &mut Database, path: &Path, header: &Header) -> anyhow::Result<RowCounts> {
-    db.start_bulk_load()?;
-    let mut loader = Loader {
-        postgres: db.backend() == Backend::Postgres,
-        db,
-        next_table: 0,
-        counts: vec![0; TABLES.len()],
-        place: Place::default(),
-        progress: Progress::new(
-            "importing",
-            Some(TABLES.iter().map(|t| header.row_count(t.name)).sum()),
-        ),
-    };
-    let mut parser = serde_json::Deserializer::from_reader(open_export(path)?);
-    let parsed = parser
-        .deserialize_map(RowsOfFile {
-            loader: &mut loader,
-            reached_tables: false,
-        })
-        .and_then(|()| parser.end());
-    parsed.map_err(|error| match loader.place.to_string() {
-        place if place.is_empty() => anyhow::anyhow!("{error}"),
-        place => anyhow::anyhow!("{place}: {error}"),
-    })?;
-    let Loader { db, counts, .. } = loader;
-    for (table, found) in TABLES.iter().zip(&counts) {
-        let expected = header.row_count(table.name);
-        anyhow::ensure!(
-            *found == expected,
-            "table {}: the file holds {found} rows but its row_counts says {expected}",
+/// The rows of an export file.
+struct ExportRows<'a> {
+    path: &'a Path,
+    header: &'a Header,
+}
+
+impl RowSource for ExportRows<'_> {
+    fn announced(&self) -> RowCounts {
+        self.header.counts()
+    }
+
+    fn count_mismatch(&self, table: &Table, found: u64, announced: u64) -> String {
+        format!(
+            "table {}: the file holds {found} rows but its row_counts says {announced}",
             table.name
-        );
+        )
     }
-    finish_checked(db)?;
-    Ok(RowCounts::new(counts))
-}
 
-/// Ends the bulk load, checking every unique value and every reference of the loaded rows. On
-/// PostgreSQL, rebuilding the keys does it in one pass each; only if that fails are the rows searched
-/// for the one to name. SQLite checked unique values on insert and defers references to the commit,
-/// so they are looked for now.
-fn finish_checked(db: &mut Database) -> anyhow::Result<()> {
-    if db.backend() == Backend::Postgres {
-        db.execute_batch("SAVEPOINT rebuild_keys")?;
-        let Err(error) = db.finish_bulk_load() else {
-            return Ok(());
+    fn send_rows(&mut self, rows: &mut CheckedRows<'_>) -> anyhow::Result<()> {
+        let mut loader = Loader {
+            rows,
+            next_table: 0,
+            place: Place::default(),
         };
-        db.execute_batch("ROLLBACK TO SAVEPOINT rebuild_keys")?;
-        find_broken_row(db)?;
-        return Err(error.into());
-    }
-    find_broken_row(db)?;
-    Ok(db.finish_bulk_load()?)
-}
-
-/// Where the parser is in the file, to name it in errors.
-#[derive(Default)]
-struct Place {
-    table: Option<String>,
-    /// The row's 1-based position in its table.
-    row: Option<u64>,
-    id: Option<i64>,
-    column: Option<&'static str>,
-}
-
-impl fmt::Display for Place {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let Some(table) = &self.table else {
-            return Ok(());
-        };
-        write!(f, "table {table}")?;
-        match (self.row, self.id) {
-            (Some(row), Some(id)) => write!(f, ", row {row} (id {id})")?,
-            (Some(row), None) => write!(f, ", row {row}")?,
-            (None, _) => {}
-        }
-        match self.column {
-            Some(column) => write!(f, ", column {column}"),
-            None => Ok(()),
-        }
+        let mut parser = serde_json::Deserializer::from_reader(open_export(self.path)?);
+        let parsed = parser
+            .deserialize_map(RowsOfFile {
+                loader: &mut loader,
+                reached_tables: false,
+            })
+            .and_then(|()| parser.end());
+        parsed.map_err(|error| match loader.place.to_string() {
+            place if place.is_empty() => anyhow::anyhow!("{error}"),
+            place => anyhow::anyhow!("{place}: {error}"),
+        })
     }
 }
 
-/// What the import transaction writes to, and what it has written so far.
-struct Loader<'db> {
-    db: &'db mut Database,
-    /// PostgreSQL cannot store NUL characters in text.
-    postgres: bool,
+/// Where the rows go, and where the parser is.
+struct Loader<'a, 'r> {
+    rows: &'a mut CheckedRows<'r>,
     /// The position in [`TABLES`] that the next table of the file may not precede.
     next_table: usize,
-    /// The rows written to each table of [`TABLES`].
-    counts: Vec<u64>,
+    /// Where the parser is in the file, to name it in errors.
     place: Place,
-    progress: Progress,
 }
 
 /// The file's top-level object: the header fields (read before, by [`read_header`]) are skipped,
 /// the tables loaded.
-struct RowsOfFile<'a, 'db> {
-    loader: &'a mut Loader<'db>,
+struct RowsOfFile<'a, 'b, 'r> {
+    loader: &'a mut Loader<'b, 'r>,
     reached_tables: bool,
 }
 
-impl<'de> Visitor<'de> for RowsOfFile<'_, '_> {
+impl<'de> Visitor<'de> for RowsOfFile<'_, '_, '_> {
     type Value = ();
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
@@ -193,11 +134,11 @@ impl<'de> Visitor<'de> for RowsOfFile<'_, '_> {
 }
 
 /// The `tables` object: each table's rows, tables in dependency order.
-struct TablesSeed<'a, 'db> {
-    loader: &'a mut Loader<'db>,
+struct TablesSeed<'a, 'b, 'r> {
+    loader: &'a mut Loader<'b, 'r>,
 }
 
-impl<'de> DeserializeSeed<'de> for TablesSeed<'_, '_> {
+impl<'de> DeserializeSeed<'de> for TablesSeed<'_, '_, '_> {
     type Value = ();
 
     fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
@@ -205,7 +146,7 @@ impl<'de> DeserializeSeed<'de> for TablesSeed<'_, '_> {
     }
 }
 
-impl<'de> Visitor<'de> for TablesSeed<'_, '_> {
+impl<'de> Visitor<'de> for TablesSeed<'_, '_, '_> {
     type Value = ();
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
@@ -230,103 +171,86 @@ impl<'de> Visitor<'de> for TablesSeed<'_, '_> {
                 )));
             }
             loader.next_table = index + 1;
-            let table = &TABLES[index];
-            let mut writer = loader.db.insert_rows(table).map_err(de::Error::custom)?;
-            loader.counts[index] = map.next_value_seed(RowsSeed {
-                table,
-                writer: &mut writer,
-                postgres: loader.postgres,
+            map.next_value_seed(RowsSeed {
+                table: &TABLES[index],
+                rows: &mut *loader.rows,
                 place: &mut loader.place,
-                progress: &mut loader.progress,
             })?;
             loader.place.row = None;
             loader.place.id = None;
-            // PostgreSQL checks what COPY sent (unique keys, for one) only now.
-            writer.finish().map_err(de::Error::custom)?;
         }
         loader.place = Place::default();
         Ok(())
     }
 }
 
-/// One table's array of rows; gives the number of rows written.
-struct RowsSeed<'a, 'w> {
+/// One table's array of rows, each sent to the load as soon as it is read.
+struct RowsSeed<'a, 'r> {
     table: &'static Table,
-    writer: &'a mut RowWriter<'w>,
-    postgres: bool,
+    rows: &'a mut CheckedRows<'r>,
     place: &'a mut Place,
-    progress: &'a mut Progress,
 }
 
 impl<'de> DeserializeSeed<'de> for RowsSeed<'_, '_> {
-    type Value = u64;
+    type Value = ();
 
-    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<u64, D::Error> {
+    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
         deserializer.deserialize_seq(self)
     }
 }
 
 impl<'de> Visitor<'de> for RowsSeed<'_, '_> {
-    type Value = u64;
+    type Value = ();
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("an array of rows")
     }
 
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<u64, A::Error> {
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
         let mut values = vec![Value::Null; self.table.columns.len()];
-        let mut previous_id = None;
-        let mut written = 0;
-        loop {
-            self.place.row = Some(written + 1);
+        for position in 1.. {
+            self.place.row = Some(position);
             self.place.id = None;
             let row = RowSeed {
                 table: self.table,
                 values: &mut values,
-                postgres: self.postgres,
                 place: &mut *self.place,
             };
-            let Some(id) = seq.next_element_seed(row)? else {
+            if seq.next_element_seed(row)?.is_none() {
                 break;
-            };
-            if let Some(previous) = previous_id.filter(|p| *p >= id) {
-                return Err(de::Error::custom(format!(
-                    "ids must be strictly ascending, but the previous row's id is {previous}"
-                )));
             }
-            previous_id = Some(id);
-            self.writer.write(&values).map_err(de::Error::custom)?;
-            self.progress.add(1);
-            written += 1;
+            if let Err(refused) = self.rows.send(self.table, &mut values) {
+                *self.place = refused.place;
+                return Err(de::Error::custom(refused.reason));
+            }
         }
-        Ok(written)
+        Ok(())
     }
 }
 
-/// One row object, converted into `values` in schema column order; gives the row's id.
+/// One row object, converted into `values` in schema column order.
 struct RowSeed<'a> {
     table: &'static Table,
     values: &'a mut [Value],
-    postgres: bool,
     place: &'a mut Place,
 }
 
 impl<'de> DeserializeSeed<'de> for RowSeed<'_> {
-    type Value = i64;
+    type Value = ();
 
-    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<i64, D::Error> {
+    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
         deserializer.deserialize_map(self)
     }
 }
 
 impl<'de> Visitor<'de> for RowSeed<'_> {
-    type Value = i64;
+    type Value = ();
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("a row object")
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<i64, A::Error> {
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         let columns = self.table.columns;
         let mut seen = vec![false; columns.len()];
         loop {
@@ -341,7 +265,7 @@ impl<'de> Visitor<'de> for RowSeed<'_> {
                 return Err(de::Error::custom("the column appears twice in the row"));
             }
             let json: JsonValue = map.next_value()?;
-            let value = column_value(column, json, self.postgres).map_err(de::Error::custom)?;
+            let value = column_value(column, json).map_err(de::Error::custom)?;
             if let (Value::Integer(id), PRIMARY_KEY) = (&value, column.name) {
                 self.place.id = Some(*id);
             }
@@ -352,7 +276,7 @@ impl<'de> Visitor<'de> for RowSeed<'_> {
             return Err(de::Error::custom("the column is missing from the row"));
         }
         self.place.column = None;
-        Ok(self.place.id.expect("the id column was read"))
+        Ok(())
     }
 }
 
@@ -382,25 +306,5 @@ impl<'de> Visitor<'de> for ColumnName {
                 self.0.column_list()
             ))
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn places_name_the_table_row_id_and_column() {
-        let place = Place {
-            table: Some(app::schema::GRADES.name.into()),
-            row: Some(5),
-            id: Some(17),
-            column: Some("kind"),
-        };
-        assert_eq!(
-            place.to_string(),
-            "table grades, row 5 (id 17), column kind"
-        );
-        assert_eq!(Place::default().to_string(), "");
     }
 }

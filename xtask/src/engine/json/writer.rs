@@ -1,14 +1,16 @@
-//! Writes every table, from one read snapshot, as an export in the [`super::format`].
+//! Writes every table, from one read snapshot, as an export in the [`super::format`]: rows are read
+//! from the database on one thread and formatted on another.
 
 use std::io::Write;
 use std::path::Path;
 
 use anyhow::Context as _;
-use app::{Database, RowCounts};
+use app::{Database, RowCounts, TABLES};
 
 use super::format::{write_header, RowEncoder};
 use crate::engine::archive::compression::{CompressedWriter, Compression};
 use crate::engine::archive::new_file::NewFile;
+use crate::engine::rows::{pipeline, RowReceiver};
 use crate::progress::Progress;
 
 /// Writes every table of `db` to `path` from one read snapshot; the file gets its name only when it
@@ -32,23 +34,45 @@ pub fn export_to_file(
     Ok((counts, size))
 }
 
+/// Writes the header and every table; the rows are read on a thread of their own while this one
+/// formats them.
 fn write_tables(db: &mut Database, counts: &RowCounts, out: &mut impl Write) -> anyhow::Result<()> {
     write_header(out, db.backend(), counts)?;
+    pipeline(
+        |rows| {
+            for table in TABLES {
+                db.for_each_row(table, |row| Ok::<_, anyhow::Error>(rows.send(table, row)?))?;
+            }
+            Ok(())
+        },
+        |rows| write_rows(counts, rows, out),
+    )?;
+    out.write_all(b"\n }}\n")?;
+    Ok(())
+}
+
+/// Writes the `tables` of the file: each table's rows, one per line.
+fn write_rows(
+    counts: &RowCounts,
+    rows: &mut RowReceiver,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
     let mut progress = Progress::new("exporting", Some(counts.total()));
     for (position, (table, expected)) in counts.iter().enumerate() {
         let comma = if position == 0 { "" } else { "," };
         write!(out, "{comma}\n  \"{}\": [", table.name)?;
         let mut encoder = RowEncoder::new(table);
         let mut written = 0u64;
-        db.for_each_row(table, |row| {
-            out.write_all(if written == 0 { b"\n   " } else { b",\n   " })?;
-            encoder
-                .write_row(out, row)
-                .with_context(|| format!("table {}, row id {:?}", table.name, row[0]))?;
-            progress.add(1);
-            written += 1;
-            Ok::<_, anyhow::Error>(())
-        })?;
+        while let Some(batch) = rows.next_of(table)? {
+            for row in batch.rows() {
+                out.write_all(if written == 0 { b"\n   " } else { b",\n   " })?;
+                encoder
+                    .write_row(out, row)
+                    .with_context(|| format!("table {}, row id {:?}", table.name, row[0]))?;
+                written += 1;
+            }
+            progress.add(batch.len() as u64);
+        }
         anyhow::ensure!(
             written == expected,
             "table {} changed during the export ({expected} rows counted, {written} read): \
@@ -57,6 +81,5 @@ fn write_tables(db: &mut Database, counts: &RowCounts, out: &mut impl Write) -> 
         );
         out.write_all(b"\n  ]")?;
     }
-    out.write_all(b"\n }}\n")?;
-    Ok(())
+    rows.end()
 }
