@@ -221,11 +221,17 @@ impl Database {
         if self.backend() == Backend::Postgres {
             return self.transaction(work);
         }
-        // Outside the transaction: SQLite ignores `foreign_keys` inside one.
-        self.execute_batch("PRAGMA foreign_keys = OFF; PRAGMA ignore_check_constraints = ON")?;
+        // Outside the transaction: SQLite ignores `foreign_keys` inside one. The statement journals
+        // of many-row INSERTs stay in memory rather than in a temporary file.
+        self.execute_batch(
+            "PRAGMA foreign_keys = OFF; PRAGMA ignore_check_constraints = ON; \
+             PRAGMA temp_store = MEMORY",
+        )?;
         let loaded = self.transaction(work);
-        let restored =
-            self.execute_batch("PRAGMA foreign_keys = ON; PRAGMA ignore_check_constraints = OFF");
+        let restored = self.execute_batch(
+            "PRAGMA foreign_keys = ON; PRAGMA ignore_check_constraints = OFF; \
+             PRAGMA temp_store = DEFAULT",
+        );
         let value = loaded?;
         restored?;
         Ok(value)
@@ -558,21 +564,23 @@ impl Database {
         Ok(count)
     }
 
-    /// Starts a bulk insert into `table`, with values for every column in schema order: a prepared
-    /// statement on SQLite, binary `COPY` on PostgreSQL. Call inside [`Database::transaction`].
+    /// Starts a bulk insert into `table`, with values for every column in schema order: prepared
+    /// statements on SQLite, binary `COPY` on PostgreSQL. Call inside [`Database::transaction`].
     pub fn insert_rows(&mut self, table: &'static Table) -> Result<RowWriter<'_>> {
         let columns = table.column_list();
         Ok(match self {
             Database::Sqlite(conn) => {
-                let placeholders: Vec<String> =
-                    (1..=table.columns.len()).map(|i| format!("?{i}")).collect();
-                let sql = format!(
-                    "INSERT INTO {} ({columns}) VALUES ({})",
-                    table.name,
-                    placeholders.join(", ")
-                );
+                let row = format!("({})", vec!["?"; table.columns.len()].join(", "));
+                let insert = |rows: usize| {
+                    let rows = vec![row.as_str(); rows].join(", ");
+                    conn.prepare(&format!(
+                        "INSERT INTO {} ({columns}) VALUES {rows}",
+                        table.name
+                    ))
+                };
                 RowWriter(Writer::Sqlite {
-                    statement: conn.prepare(&sql)?,
+                    one: insert(1)?,
+                    many: insert(ROWS_PER_INSERT)?,
                     text: String::with_capacity(32),
                 })
             }
@@ -587,13 +595,19 @@ impl Database {
     }
 }
 
+/// How many rows one SQLite `INSERT` of [`RowWriter::write_rows`] takes: one statement's run, reset
+/// and bookkeeping per 64 rows instead of per row.
+const ROWS_PER_INSERT: usize = 64;
+
 /// A bulk insert in progress; see [`Database::insert_rows`].
 pub struct RowWriter<'a>(Writer<'a>);
 
 enum Writer<'a> {
-    /// A prepared `INSERT`, and room to write a date or timestamp in.
+    /// `INSERT`s of one row and of [`ROWS_PER_INSERT`] rows, and room to write a date or timestamp
+    /// in.
     Sqlite {
-        statement: rusqlite::Statement<'a>,
+        one: rusqlite::Statement<'a>,
+        many: rusqlite::Statement<'a>,
         text: String,
     },
     /// A binary `COPY ... FROM STDIN`.
@@ -604,27 +618,40 @@ impl RowWriter<'_> {
     /// Inserts one row: a value for each column, in schema order.
     pub fn write(&mut self, row: &[Value]) -> Result<()> {
         match &mut self.0 {
-            Writer::Sqlite { statement, text } => {
-                for (i, value) in row.iter().enumerate() {
-                    // Dates and timestamps are written in one reused string rather than a new one
-                    // each (SQLite copies what is bound).
-                    match value {
-                        Value::Date(date) => {
-                            text.clear();
-                            write_date(text, *date);
-                            statement.raw_bind_parameter(i + 1, text.as_str())?;
+            Writer::Sqlite { one, text, .. } => insert_one(one, row, text),
+            Writer::Postgres(copy) => copy.write(row),
+        }
+    }
+
+    /// Inserts rows given one after the other in `values`, each a value for each column in schema
+    /// order. On failure, gives the position in `values` of the row that failed (its first
+    /// value's, divided by the number of columns).
+    pub fn write_rows(&mut self, values: &[Value], columns: usize) -> Result<(), (usize, Error)> {
+        let mut rows = values.chunks_exact(columns).enumerate();
+        match &mut self.0 {
+            Writer::Sqlite { one, many, text } => {
+                let mut chunks = values.chunks_exact(columns * ROWS_PER_INSERT);
+                for (chunk_number, chunk) in chunks.by_ref().enumerate() {
+                    let first = chunk_number * ROWS_PER_INSERT;
+                    if let Err(error) = insert_many(many, chunk, columns, text) {
+                        // SQLite undid the failed statement alone: inserted one by one, the first
+                        // row it refuses is the one to name.
+                        for (i, row) in chunk.chunks_exact(columns).enumerate() {
+                            insert_one(one, row, text).map_err(|e| (first + i, e))?;
                         }
-                        Value::Timestamp(time) => {
-                            text.clear();
-                            write_timestamp(text, time, ' ');
-                            statement.raw_bind_parameter(i + 1, text.as_str())?;
-                        }
-                        other => statement.raw_bind_parameter(i + 1, other)?,
+                        return Err((first, error));
                     }
                 }
-                statement.raw_execute()?;
+                let done = values.len() / columns - chunks.remainder().len() / columns;
+                for (i, row) in rows.skip(done) {
+                    insert_one(one, row, text).map_err(|e| (i, e))?;
+                }
             }
-            Writer::Postgres(copy) => copy.write(row)?,
+            Writer::Postgres(copy) => {
+                for (i, row) in rows.by_ref() {
+                    copy.write(row).map_err(|e| (i, e))?;
+                }
+            }
         }
         Ok(())
     }
@@ -636,6 +663,59 @@ impl RowWriter<'_> {
             Writer::Postgres(copy) => copy.finish(),
         }
     }
+}
+
+/// Runs `statement`, an `INSERT` of one row, with `row`.
+fn insert_one(
+    statement: &mut rusqlite::Statement<'_>,
+    row: &[Value],
+    text: &mut String,
+) -> Result<()> {
+    bind_row(statement, 1, row, text)?;
+    statement.raw_execute()?;
+    Ok(())
+}
+
+/// Runs `statement`, an `INSERT` of several rows, with `values`, their values one row after the
+/// other.
+fn insert_many(
+    statement: &mut rusqlite::Statement<'_>,
+    values: &[Value],
+    columns: usize,
+    text: &mut String,
+) -> Result<()> {
+    for (i, row) in values.chunks_exact(columns).enumerate() {
+        bind_row(statement, i * columns + 1, row, text)?;
+    }
+    statement.raw_execute()?;
+    Ok(())
+}
+
+/// Binds `row` to the parameters of `statement` from `first` on.
+fn bind_row(
+    statement: &mut rusqlite::Statement<'_>,
+    first: usize,
+    row: &[Value],
+    text: &mut String,
+) -> Result<()> {
+    for (i, value) in row.iter().enumerate() {
+        // Dates and timestamps are written in one reused string rather than a new one each
+        // (SQLite copies what is bound).
+        match value {
+            Value::Date(date) => {
+                text.clear();
+                write_date(text, *date);
+                statement.raw_bind_parameter(first + i, text.as_str())?;
+            }
+            Value::Timestamp(time) => {
+                text.clear();
+                write_timestamp(text, time, ' ');
+                statement.raw_bind_parameter(first + i, text.as_str())?;
+            }
+            other => statement.raw_bind_parameter(first + i, other)?,
+        }
+    }
+    Ok(())
 }
 
 fn open_sqlite(path: &Path, create: Create) -> Result<rusqlite::Connection> {

@@ -84,12 +84,17 @@ fn write_rows(
         if batch.is_some() {
             let mut writer = db.insert_rows(table)?;
             while let Some(rows_of_table) = batch {
-                for row in rows_of_table.rows() {
-                    written += 1;
-                    writer
-                        .write(row)
-                        .with_context(|| Place::of_row(table, written, row))?;
-                }
+                let values = rows_of_table.values();
+                let columns = table.columns.len();
+                writer.write_rows(values, columns).map_err(|(i, error)| {
+                    let row = &values[i * columns..(i + 1) * columns];
+                    anyhow::Error::from(error).context(Place::of_row(
+                        table,
+                        written + i as u64 + 1,
+                        row,
+                    ))
+                })?;
+                written += rows_of_table.len() as u64;
                 progress.add(rows_of_table.len() as u64);
                 batch = rows.next_of(table)?;
             }

@@ -27,6 +27,11 @@ impl Batch {
         self.values.chunks_exact(self.table.columns.len())
     }
 
+    /// The values of the rows, row after row.
+    pub fn values(&self) -> &[Value] {
+        &self.values
+    }
+
     /// The number of rows.
     pub fn len(&self) -> usize {
         self.values.len() / self.table.columns.len()

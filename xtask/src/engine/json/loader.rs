@@ -1,19 +1,20 @@
-//! Reads the rows of an export for a load ([`crate::engine::load`]), streaming the file: each value
-//! is converted to its column's type as it is parsed, and a row that does not fit is named by its
-//! place in the file. The header is read (and checked) separately, by [`super::header`].
+//! Reads the rows of an export for a load ([`crate::engine::load`]), streaming the file: each row is
+//! parsed whole from the window the file is read through ([`super::scan`]), each value converted to
+//! its column's type, and a row that does not fit is named by its place in the file. The header is
+//! read (and checked) separately, by [`super::header`].
 
 use std::fmt;
+use std::io::Read;
 use std::path::Path;
 
 use app::schema::PRIMARY_KEY;
 use app::{Database, DatabaseUrl, RowCounts, Table, Value, TABLES};
-use serde::de::{
-    self, DeserializeSeed, Deserializer as _, IgnoredAny, MapAccess, SeqAccess, Visitor,
-};
+use serde::de::{self, DeserializeSeed, MapAccess, Visitor};
 
 use super::format::{column_value, Header, JsonValue};
 use super::header::read_header;
 use super::open_export;
+use super::scan::{ScanError, Scanner};
 use crate::engine::checks::Place;
 use crate::engine::load::{self, CheckedRows, RowSource};
 
@@ -67,161 +68,117 @@ impl RowSource for ExportRows<'_> {
             next_table: 0,
             place: Place::default(),
         };
-        let mut parser = serde_json::Deserializer::from_reader(open_export(self.path)?);
-        let parsed = parser
-            .deserialize_map(RowsOfFile {
-                loader: &mut loader,
-                reached_tables: false,
-            })
-            .and_then(|()| parser.end());
-        parsed.map_err(|error| match loader.place.to_string() {
+        let read = loader.read_file(&mut Scanner::new(open_export(self.path)?));
+        read.map_err(|error| match loader.place.to_string() {
             place if place.is_empty() => anyhow::anyhow!("{error}"),
             place => anyhow::anyhow!("{place}: {error}"),
         })
     }
 }
 
-/// Where the rows go, and where the parser is.
+/// Where the rows go, and where the reading is.
 struct Loader<'a, 'r> {
     rows: &'a mut CheckedRows<'r>,
     /// The position in [`TABLES`] that the next table of the file may not precede.
     next_table: usize,
-    /// Where the parser is in the file, to name it in errors.
+    /// The row being read, to name it in errors.
     place: Place,
 }
 
-/// The file's top-level object: the header fields (read before, by [`read_header`]) are skipped,
-/// the tables loaded.
-struct RowsOfFile<'a, 'b, 'r> {
-    loader: &'a mut Loader<'b, 'r>,
-    reached_tables: bool,
-}
-
-impl<'de> Visitor<'de> for RowsOfFile<'_, '_, '_> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a JSON object with the fields format, format_version, ..., tables")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> Result<(), A::Error> {
-        while let Some(key) = map.next_key::<String>()? {
+impl Loader<'_, '_> {
+    /// The file's top-level object: the header fields (read before, by [`read_header`]) are
+    /// skipped, the tables loaded.
+    fn read_file(&mut self, file: &mut Scanner<impl Read>) -> Result<(), ScanError> {
+        file.expect(
+            b'{',
+            "a JSON object with the fields format, format_version, ..., tables",
+        )?;
+        let mut reached_tables = false;
+        let mut first = true;
+        while file.next_item(first, b'}')? {
+            first = false;
+            let key: String = file.parse("a field name")?;
+            file.expect(b':', "`:`")?;
             let is_header = Header::FIELDS.contains(&key.as_str());
-            if is_header && self.reached_tables {
-                return Err(de::Error::custom(format!(
+            if is_header && reached_tables {
+                return Err(file.error(format!(
                     "the header field {key:?} comes after \"tables\": the header must come first"
                 )));
             }
             match key.as_str() {
                 "tables" => {
-                    self.reached_tables = true;
-                    map.next_value_seed(TablesSeed {
-                        loader: self.loader,
-                    })?;
+                    reached_tables = true;
+                    self.read_tables(file)?;
                 }
                 _ if is_header => {
-                    map.next_value::<IgnoredAny>()?;
+                    let length = file.value("a header field")?.len();
+                    file.consume(length);
                 }
-                other => {
-                    return Err(de::Error::custom(format!(
-                        "unknown top-level field {other:?}"
-                    )))
-                }
+                other => return Err(file.error(format!("unknown top-level field {other:?}"))),
             }
         }
-        Ok(())
-    }
-}
-
-/// The `tables` object: each table's rows, tables in dependency order.
-struct TablesSeed<'a, 'b, 'r> {
-    loader: &'a mut Loader<'b, 'r>,
-}
-
-impl<'de> DeserializeSeed<'de> for TablesSeed<'_, '_, '_> {
-    type Value = ();
-
-    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
-        deserializer.deserialize_map(self)
-    }
-}
-
-impl<'de> Visitor<'de> for TablesSeed<'_, '_, '_> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("an object of tables")
+        match file.peek()? {
+            None => Ok(()),
+            Some(_) => Err(file.error("trailing characters")),
+        }
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        let loader = self.loader;
-        while let Some(name) = map.next_key::<String>()? {
-            loader.place = Place {
+    /// The `tables` object: each table's rows, tables in dependency order.
+    fn read_tables(&mut self, file: &mut Scanner<impl Read>) -> Result<(), ScanError> {
+        file.expect(b'{', "an object of tables")?;
+        let mut first = true;
+        while file.next_item(first, b'}')? {
+            first = false;
+            let name: String = file.parse("a table name")?;
+            self.place = Place {
                 table: Some(name.clone()),
                 ..Place::default()
             };
             let Some(index) = TABLES.iter().position(|t| t.name == name) else {
-                return Err(de::Error::custom("no such table in the schema"));
+                return Err(file.error("no such table in the schema"));
             };
-            if index < loader.next_table {
+            if index < self.next_table {
                 let order: Vec<&str> = TABLES.iter().map(|t| t.name).collect();
-                return Err(de::Error::custom(format!(
+                return Err(file.error(format!(
                     "tables must come once each, in dependency order: {}",
                     order.join(", ")
                 )));
             }
-            loader.next_table = index + 1;
-            map.next_value_seed(RowsSeed {
-                table: &TABLES[index],
-                rows: &mut *loader.rows,
-                place: &mut loader.place,
-            })?;
-            loader.place.row = None;
-            loader.place.id = None;
+            self.next_table = index + 1;
+            file.expect(b':', "`:`")?;
+            self.read_rows(file, &TABLES[index])?;
+            self.place.row = None;
+            self.place.id = None;
         }
-        loader.place = Place::default();
+        self.place = Place::default();
         Ok(())
     }
-}
 
-/// One table's array of rows, each sent to the load as soon as it is read.
-struct RowsSeed<'a, 'r> {
-    table: &'static Table,
-    rows: &'a mut CheckedRows<'r>,
-    place: &'a mut Place,
-}
-
-impl<'de> DeserializeSeed<'de> for RowsSeed<'_, '_> {
-    type Value = ();
-
-    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
-        deserializer.deserialize_seq(self)
-    }
-}
-
-impl<'de> Visitor<'de> for RowsSeed<'_, '_> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("an array of rows")
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        let mut values = vec![Value::Null; self.table.columns.len()];
-        for position in 1.. {
+    /// One table's array of rows, each sent to the load as soon as it is read.
+    fn read_rows(
+        &mut self,
+        file: &mut Scanner<impl Read>,
+        table: &'static Table,
+    ) -> Result<(), ScanError> {
+        file.expect(b'[', "an array of rows")?;
+        let mut values = vec![Value::Null; table.columns.len()];
+        let mut position = 0;
+        while file.next_item(position == 0, b']')? {
+            position += 1;
             self.place.row = Some(position);
             self.place.id = None;
-            let row = RowSeed {
-                table: self.table,
-                values: &mut values,
-                place: &mut *self.place,
-            };
-            if seq.next_element_seed(row)?.is_none() {
-                break;
-            }
-            if let Err(refused) = self.rows.send(self.table, &mut values) {
-                *self.place = refused.place;
-                return Err(de::Error::custom(refused.reason));
+            file.parse_next("a row", |text| {
+                let mut parser = serde_json::Deserializer::from_str(text);
+                let seed = RowSeed {
+                    table,
+                    values: &mut values,
+                    place: &mut self.place,
+                };
+                seed.deserialize(&mut parser).and_then(|()| parser.end())
+            })?;
+            if let Err(refused) = self.rows.send(table, &mut values) {
+                self.place = refused.place;
+                return Err(file.error(refused.reason));
             }
         }
         Ok(())
@@ -252,26 +209,34 @@ impl<'de> Visitor<'de> for RowSeed<'_> {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         let columns = self.table.columns;
-        let mut seen = vec![false; columns.len()];
+        // One bit per column (the schema's tables have fewer than 64).
+        let mut seen = 0u64;
+        let mut expected = 0;
         loop {
             // A bad key is not in the column before it.
             self.place.column = None;
-            let Some(index) = map.next_key_seed(ColumnName(self.table))? else {
+            let key = ColumnName {
+                table: self.table,
+                expected,
+            };
+            let Some(index) = map.next_key_seed(key)? else {
                 break;
             };
+            expected = index + 1;
             let column = &columns[index];
             self.place.column = Some(column.name);
-            if std::mem::replace(&mut seen[index], true) {
+            if seen & (1 << index) != 0 {
                 return Err(de::Error::custom("the column appears twice in the row"));
             }
-            let json: JsonValue = map.next_value()?;
+            seen |= 1 << index;
+            let json: JsonValue<'de> = map.next_value()?;
             let value = column_value(column, json).map_err(de::Error::custom)?;
             if let (Value::Integer(id), PRIMARY_KEY) = (&value, column.name) {
                 self.place.id = Some(*id);
             }
             self.values[index] = value;
         }
-        if let Some(missing) = seen.iter().position(|seen| !seen) {
+        if let Some(missing) = (0..columns.len()).find(|i| seen & (1 << i) == 0) {
             self.place.column = Some(columns[missing].name);
             return Err(de::Error::custom("the column is missing from the row"));
         }
@@ -280,8 +245,12 @@ impl<'de> Visitor<'de> for RowSeed<'_> {
     }
 }
 
-/// A key of a row object: the position of the column it names.
-struct ColumnName(&'static Table);
+/// A key of a row object: the position of the column it names, looked for first where a row in
+/// schema order has it.
+struct ColumnName {
+    table: &'static Table,
+    expected: usize,
+}
 
 impl<'de> DeserializeSeed<'de> for ColumnName {
     type Value = usize;
@@ -299,12 +268,16 @@ impl<'de> Visitor<'de> for ColumnName {
     }
 
     fn visit_str<E: de::Error>(self, name: &str) -> Result<usize, E> {
-        self.0.column_index(name).ok_or_else(|| {
-            E::custom(format!(
-                "unknown column {name:?}: {} has the columns {}",
-                self.0.name,
-                self.0.column_list()
-            ))
-        })
+        let table = self.table;
+        match table.columns.get(self.expected) {
+            Some(column) if column.name == name => Ok(self.expected),
+            _ => table.column_index(name).ok_or_else(|| {
+                E::custom(format!(
+                    "unknown column {name:?}: {} has the columns {}",
+                    table.name,
+                    table.column_list()
+                ))
+            }),
+        }
     }
 }

@@ -51,26 +51,29 @@ fn write_tables(db: &mut Database, counts: &RowCounts, out: &mut impl Write) -> 
     Ok(())
 }
 
-/// Writes the `tables` of the file: each table's rows, one per line.
+/// Writes the `tables` of the file: each table's rows, one per line, a batch at a time.
 fn write_rows(
     counts: &RowCounts,
     rows: &mut RowReceiver,
     out: &mut impl Write,
 ) -> anyhow::Result<()> {
     let mut progress = Progress::new("exporting", Some(counts.total()));
+    let mut text = Vec::new();
     for (position, (table, expected)) in counts.iter().enumerate() {
         let comma = if position == 0 { "" } else { "," };
         write!(out, "{comma}\n  \"{}\": [", table.name)?;
         let mut encoder = RowEncoder::new(table);
         let mut written = 0u64;
         while let Some(batch) = rows.next_of(table)? {
+            text.clear();
             for row in batch.rows() {
-                out.write_all(if written == 0 { b"\n   " } else { b",\n   " })?;
+                text.extend_from_slice(if written == 0 { b"\n   " } else { b",\n   " });
                 encoder
-                    .write_row(out, row)
+                    .encode_row(&mut text, row)
                     .with_context(|| format!("table {}, row id {:?}", table.name, row[0]))?;
                 written += 1;
             }
+            out.write_all(&text)?;
             progress.add(batch.len() as u64);
         }
         anyhow::ensure!(
