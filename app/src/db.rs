@@ -9,6 +9,7 @@ use rusqlite::types::{ToSqlOutput, ValueRef};
 
 use crate::backend::Backend;
 use crate::counts::RowCounts;
+use crate::pg_client::{ConnectError, PgClient};
 use crate::pg_copy::{CopyIn, CopyOut};
 use crate::schema::{
     self, ColumnType, Table, MIGRATIONS_TABLE, PRIMARY_KEY, SCHEMA_VERSION, TABLES,
@@ -122,7 +123,7 @@ pub enum Database {
     /// A SQLite file.
     Sqlite(rusqlite::Connection),
     /// A PostgreSQL server.
-    Postgres(postgres::Client),
+    Postgres(PgClient),
 }
 
 /// Whether [`Database::open`] may create a SQLite file that does not exist yet.
@@ -139,8 +140,15 @@ impl Database {
     pub fn open(url: &DatabaseUrl, create: Create) -> Result<Database> {
         match url {
             DatabaseUrl::Sqlite(path) => open_sqlite(path, create).map(Database::Sqlite),
-            DatabaseUrl::Postgres(_) => {
-                let mut config = url.postgres_config().expect("a postgres URL");
+            DatabaseUrl::Postgres(text) => {
+                let connect_error = |message| Error::PostgresConnect {
+                    url: url.to_string(),
+                    message,
+                };
+                // Checked when the URL was parsed, by the same parser.
+                let mut config: tokio_postgres::Config = text
+                    .parse()
+                    .map_err(|e: postgres::Error| connect_error(postgres_message(&e)))?;
                 if config.get_connect_timeout().is_none() {
                     config.connect_timeout(CONNECT_TIMEOUT);
                 }
@@ -150,14 +158,11 @@ impl Database {
                     .danger_accept_invalid_certs(true)
                     .danger_accept_invalid_hostnames(true)
                     .build()
-                    .map_err(|e| Error::PostgresConnect {
-                        url: url.to_string(),
-                        message: format!("TLS setup failed: {e}"),
-                    })?;
+                    .map_err(|e| connect_error(format!("TLS setup failed: {e}")))?;
                 let tls = postgres_native_tls::MakeTlsConnector::new(tls);
-                let mut client = config.connect(tls).map_err(|e| Error::PostgresConnect {
-                    url: url.to_string(),
-                    message: postgres_message(&e),
+                let mut client = PgClient::connect(&config, tls).map_err(|e| match e {
+                    ConnectError::Postgres(e) => connect_error(postgres_message(&e)),
+                    ConnectError::Runtime(e) => connect_error(format!("cannot start: {e}")),
                 })?;
                 // A lock the app holds must make a restore or an import fail, not wait forever.
                 client
@@ -521,12 +526,11 @@ impl Database {
     }
 
     /// Calls `each` with every row of `table`, by id ascending, typed as the schema says; rows are
-    /// streamed, never all held in memory. `each` may take the values it is given. Returns the number
-    /// of rows.
+    /// streamed, never all held in memory. Returns the number of rows.
     pub fn for_each_row<E: From<Error>>(
         &mut self,
         table: &'static Table,
-        mut each: impl FnMut(&mut [Value]) -> Result<(), E>,
+        mut each: impl FnMut(&[Value]) -> Result<(), E>,
     ) -> Result<u64, E> {
         let select = format!(
             "SELECT {} FROM {} ORDER BY {PRIMARY_KEY}",
@@ -542,23 +546,28 @@ impl Database {
                 while let Some(row) = rows.next().map_err(Error::from)? {
                     for (i, column) in table.columns.iter().enumerate() {
                         let raw = row.get_ref(i).map_err(Error::from)?;
-                        values[i] = sqlite_value(raw, column.ty).ok_or_else(|| {
-                            bad_stored_value(table, &values, column.name, raw, column.ty)
-                        })?;
+                        if !set_sqlite_value(&mut values[i], raw, column.ty) {
+                            let error =
+                                bad_stored_value(table, &values, column.name, raw, column.ty);
+                            return Err(error.into());
+                        }
                     }
-                    each(&mut values)?;
+                    each(&values)?;
                     count += 1;
                 }
             }
             Database::Postgres(client) => {
                 // Binary COPY: the server streams the rows without a message per column, and they
-                // are decoded straight from the stream.
+                // are decoded straight from what it sends.
                 let copy = format!("COPY ({select}) TO STDOUT (FORMAT binary)");
-                let mut rows = CopyOut::new(client.copy_out(&copy).map_err(Error::from)?, table)?;
-                while rows.read(&mut values)? {
-                    each(&mut values)?;
-                    count += 1;
-                }
+                let mut rows = CopyOut::new(table);
+                client.copy_out(&copy, |data| {
+                    rows.decode(data, &mut values, |values| {
+                        count += 1;
+                        each(values)
+                    })
+                })?;
+                rows.end()?;
             }
         }
         Ok(count)
@@ -589,7 +598,7 @@ impl Database {
                     "COPY {} ({columns}) FROM STDIN (FORMAT binary)",
                     table.name
                 ))?;
-                RowWriter(Writer::Postgres(CopyIn::new(sink, table)))
+                RowWriter(Writer::Postgres(CopyIn::new(client, sink, table)))
             }
         })
     }
@@ -748,22 +757,38 @@ fn migration(version: i64, dialect: Backend) -> Vec<String> {
     }
 }
 
-fn sqlite_value(raw: ValueRef<'_>, ty: ColumnType) -> Option<Value> {
-    Some(match (raw, ty) {
+/// Sets `value` to what SQLite stores, `raw`, read as a value of `ty`; `false` when `raw` is not in
+/// the form the column type demands.
+fn set_sqlite_value(value: &mut Value, raw: ValueRef<'_>, ty: ColumnType) -> bool {
+    let text = || match raw {
+        ValueRef::Text(t) => std::str::from_utf8(t).ok(),
+        _ => None,
+    };
+    let read = match (raw, ty) {
         (ValueRef::Null, _) => Value::Null,
         (ValueRef::Integer(i), ColumnType::Integer) => Value::Integer(i),
         (ValueRef::Integer(i @ (0 | 1)), ColumnType::Boolean) => Value::Boolean(i == 1),
         (ValueRef::Real(r), ColumnType::Real) => Value::Real(r),
         (ValueRef::Integer(i), ColumnType::Real) => Value::Real(i as f64),
-        (ValueRef::Text(t), ColumnType::Text) => Value::Text(std::str::from_utf8(t).ok()?.into()),
-        (ValueRef::Text(t), ColumnType::Date) => {
-            Value::Date(parse_date(std::str::from_utf8(t).ok()?)?)
-        }
-        (ValueRef::Text(t), ColumnType::Timestamp) => {
-            Value::Timestamp(parse_timestamp(std::str::from_utf8(t).ok()?)?)
-        }
-        _ => return None,
-    })
+        (ValueRef::Text(_), ColumnType::Text) => match text() {
+            Some(text) => {
+                value.set_text(text);
+                return true;
+            }
+            None => return false,
+        },
+        (ValueRef::Text(_), ColumnType::Date) => match text().and_then(parse_date) {
+            Some(date) => Value::Date(date),
+            None => return false,
+        },
+        (ValueRef::Text(_), ColumnType::Timestamp) => match text().and_then(parse_timestamp) {
+            Some(time) => Value::Timestamp(time),
+            None => return false,
+        },
+        _ => return false,
+    };
+    *value = read;
+    true
 }
 
 fn bad_stored_value(

@@ -12,6 +12,7 @@ pub mod schema;
 pub mod url;
 pub mod value;
 
+mod pg_client;
 mod pg_copy;
 
 pub use backend::Backend;

@@ -3,14 +3,16 @@
 //! chunks, and read back from the raw stream, so that a load or a dump costs one driver call per
 //! chunk (or per row received), not several per row.
 
-use std::io::{self, BufRead, Read, Write};
+use std::pin::Pin;
 
-use bytes::{BufMut, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 use chrono::{DateTime, NaiveDate, Utc};
+use futures_util::SinkExt as _;
 use postgres::types::{FromSql, IsNull, ToSql, Type};
-use postgres::{CopyInWriter, CopyOutReader};
+use tokio_postgres::CopyInSink;
 
 use crate::db::{Error, Result};
+use crate::pg_client::PgClient;
 use crate::schema::{ColumnType, Table};
 use crate::value::Value;
 
@@ -37,18 +39,24 @@ pub(crate) fn postgres_type(ty: ColumnType) -> Type {
 
 /// Rows going into `COPY ... FROM STDIN (FORMAT binary)`.
 pub(crate) struct CopyIn<'a> {
-    sink: CopyInWriter<'a>,
+    client: &'a mut PgClient,
+    sink: Pin<Box<CopyInSink<Bytes>>>,
     types: Vec<Type>,
     buffer: BytesMut,
 }
 
 impl<'a> CopyIn<'a> {
-    /// Starts the stream of rows of `table` into `sink`.
-    pub(crate) fn new(sink: CopyInWriter<'a>, table: &Table) -> CopyIn<'a> {
+    /// Starts the stream of rows of `table` into `sink`, a COPY that `client` runs.
+    pub(crate) fn new(
+        client: &'a mut PgClient,
+        sink: CopyInSink<Bytes>,
+        table: &Table,
+    ) -> CopyIn<'a> {
         let mut buffer = BytesMut::with_capacity(CHUNK + CHUNK / 4);
         buffer.put_slice(HEADER);
         CopyIn {
-            sink,
+            client,
+            sink: Box::pin(sink),
             types: table.columns.iter().map(|c| postgres_type(c.ty)).collect(),
             buffer,
         }
@@ -78,88 +86,112 @@ impl<'a> CopyIn<'a> {
     pub(crate) fn finish(mut self) -> Result<()> {
         self.buffer.put_i16(TRAILER);
         self.send()?;
-        self.sink.finish()?;
+        self.client.block_on(self.sink.as_mut().finish())?;
         Ok(())
     }
 
     fn send(&mut self) -> Result<()> {
-        self.sink.write_all(&self.buffer).map_err(from_io)?;
-        self.buffer.clear();
+        let chunk = self.buffer.split().freeze();
+        self.client.block_on(self.sink.send(chunk))?;
         Ok(())
     }
 }
 
-/// Rows coming out of `COPY ... TO STDOUT (FORMAT binary)`.
-pub(crate) struct CopyOut<'a> {
-    source: CopyOutReader<'a>,
+/// Rows coming out of `COPY ... TO STDOUT (FORMAT binary)`, decoded from the pieces of the stream
+/// as they arrive.
+pub(crate) struct CopyOut {
     table: &'static Table,
     types: Vec<Type>,
-    field: Vec<u8>,
+    /// What is left of the last piece: the start of a row that the next piece ends.
+    pending: Vec<u8>,
+    read_header: bool,
+    ended: bool,
 }
 
-impl<'a> CopyOut<'a> {
-    /// Reads the stream's header; the rows of `table` follow.
-    pub(crate) fn new(mut source: CopyOutReader<'a>, table: &'static Table) -> Result<CopyOut<'a>> {
-        let mut header = [0u8; HEADER.len()];
-        source.read_exact(&mut header).map_err(from_io)?;
-        if header[..11] != HEADER[..11] {
-            return Err(Error::Encode(
-                "the server's COPY stream has no binary signature".into(),
-            ));
-        }
-        let extension = u32::from_be_bytes([header[15], header[16], header[17], header[18]]);
-        io::copy(
-            &mut (&mut source).take(u64::from(extension)),
-            &mut io::sink(),
-        )
-        .map_err(from_io)?;
-        Ok(CopyOut {
-            source,
+impl CopyOut {
+    /// A stream of the rows of `table`.
+    pub(crate) fn new(table: &'static Table) -> CopyOut {
+        CopyOut {
             table,
             types: table.columns.iter().map(|c| postgres_type(c.ty)).collect(),
-            field: Vec::new(),
-        })
+            pending: Vec::new(),
+            read_header: false,
+            ended: false,
+        }
     }
 
-    /// Reads the next row into `values` (one per column, in schema order); `false` at the end.
-    pub(crate) fn read(&mut self, values: &mut [Value]) -> Result<bool> {
-        // The server sends each row in a message of its own: it is nearly always whole in the
-        // buffer, and decoded from there without a copy.
-        let buffered = self.source.fill_buf().map_err(from_io)?;
-        if let Some((length, more)) = decode_whole(self.table, &self.types, buffered, values)? {
-            self.source.consume(length);
-            return Ok(more);
-        }
-        let fields = i16::from_be_bytes(self.read_array()?);
-        if fields == TRAILER {
-            return Ok(false);
-        }
-        check_field_count(self.table, fields, values.len())?;
-        for (i, value) in values.iter_mut().enumerate() {
-            let length = i32::from_be_bytes(self.read_array()?);
-            if length < 0 {
-                *value = Value::Null;
-                continue;
-            }
-            self.field.resize(length as usize, 0);
-            self.source.read_exact(&mut self.field).map_err(from_io)?;
-            *value = decode_column(self.table, &self.types, i, &self.field)?;
-        }
-        Ok(true)
-    }
-
-    fn read_array<const N: usize>(&mut self) -> Result<[u8; N]> {
-        let mut bytes = [0u8; N];
-        // Most reads are served from the message at hand.
-        let available = self.source.fill_buf().map_err(from_io)?;
-        if available.len() >= N {
-            bytes.copy_from_slice(&available[..N]);
-            self.source.consume(N);
+    /// Decodes the rows that `data`, the next piece of the stream, completes, into `values` (one
+    /// per column, in schema order), calling `each` with each of them.
+    pub(crate) fn decode<E: From<Error>>(
+        &mut self,
+        data: Bytes,
+        values: &mut [Value],
+        mut each: impl FnMut(&[Value]) -> Result<(), E>,
+    ) -> Result<(), E> {
+        // The server sends each row in a message of its own: it is nearly always whole, and
+        // decoded from there without a copy.
+        let joined;
+        let bytes: &[u8] = if self.pending.is_empty() {
+            &data
         } else {
-            self.source.read_exact(&mut bytes).map_err(from_io)?;
+            self.pending.extend_from_slice(&data);
+            joined = std::mem::take(&mut self.pending);
+            &joined
+        };
+        let mut at = 0;
+        if !self.read_header {
+            let Some(length) = header_length(bytes)? else {
+                self.pending = bytes.to_vec();
+                return Ok(());
+            };
+            at = length;
+            self.read_header = true;
         }
-        Ok(bytes)
+        while at < bytes.len() {
+            if self.ended {
+                return Err(Error::Encode("the COPY stream goes on after its end".into()).into());
+            }
+            match decode_whole(self.table, &self.types, &bytes[at..], values)? {
+                Some((length, true)) => {
+                    at += length;
+                    each(values)?;
+                }
+                Some((length, false)) => {
+                    at += length;
+                    self.ended = true;
+                }
+                None => break,
+            }
+        }
+        self.pending = bytes[at..].to_vec();
+        Ok(())
     }
+
+    /// Fails unless the stream ended where it should.
+    pub(crate) fn end(&self) -> Result<()> {
+        if self.ended && self.pending.is_empty() {
+            return Ok(());
+        }
+        Err(Error::Encode(format!(
+            "the COPY stream of {} broke off",
+            self.table.name
+        )))
+    }
+}
+
+/// The length of the header at the start of `bytes`, if it is all there.
+fn header_length(bytes: &[u8]) -> Result<Option<usize>> {
+    let Some(fixed) = bytes.get(..HEADER.len()) else {
+        return Ok(None);
+    };
+    if fixed[..11] != HEADER[..11] {
+        return Err(Error::Encode(
+            "the server's COPY stream has no binary signature".into(),
+        ));
+    }
+    let extension = u32::from_be_bytes([fixed[15], fixed[16], fixed[17], fixed[18]]) as usize;
+    let length = HEADER.len() + extension;
+    Ok((bytes.len() >= length).then_some(length))
 }
 
 /// Decodes the row at the start of `bytes` into `values` if it is all there: gives the bytes it
@@ -192,7 +224,7 @@ fn decode_whole(
         let Some(field) = bytes.get(at..at + length as usize) else {
             return Ok(None);
         };
-        *value = decode_column(table, types, i, field)?;
+        decode_column(table, types, i, field, value)?;
         at += length as usize;
     }
     Ok(Some((at, true)))
@@ -208,10 +240,16 @@ fn check_field_count(table: &Table, fields: i16, columns: usize) -> Result<()> {
     )))
 }
 
-/// Decodes the value of column `i` of `table`, sent as `types[i]`.
-fn decode_column(table: &Table, types: &[Type], i: usize, raw: &[u8]) -> Result<Value> {
+/// Decodes the value of column `i` of `table`, sent as `types[i]`, into `value`.
+fn decode_column(
+    table: &Table,
+    types: &[Type],
+    i: usize,
+    raw: &[u8],
+    value: &mut Value,
+) -> Result<()> {
     let column = &table.columns[i];
-    decode(&types[i], column.ty, raw)
+    decode(&types[i], column.ty, raw, value)
         .map_err(|error| Error::Encode(format!("{}.{}: {error}", table.name, column.name)))
 }
 
@@ -223,12 +261,17 @@ const POSTGRES_EPOCH_DAYS_FROM_CE: i32 = 730_120;
 /// Microseconds from 1970-01-01 to 2000-01-01, PostgreSQL's epoch.
 const POSTGRES_EPOCH_UNIX_MICROS: i64 = 946_684_800_000_000;
 
-fn decode(ty: &Type, column: ColumnType, raw: &[u8]) -> Result<Value, DecodeError> {
+/// Decodes `raw`, a value of `column`'s type sent as `ty`, into `value` (into the string it holds, for
+/// a text).
+fn decode(ty: &Type, column: ColumnType, raw: &[u8], value: &mut Value) -> Result<(), DecodeError> {
     let too_large = || DecodeError::from("value too large to decode");
-    Ok(match column {
+    *value = match column {
         ColumnType::Integer => Value::Integer(i64::from_sql(ty, raw)?),
         ColumnType::Real => Value::Real(f64::from_sql(ty, raw)?),
-        ColumnType::Text => Value::Text(std::str::from_utf8(raw)?.to_owned()),
+        ColumnType::Text => {
+            value.set_text(std::str::from_utf8(raw)?);
+            return Ok(());
+        }
         ColumnType::Boolean => Value::Boolean(bool::from_sql(ty, raw)?),
         // Counted straight from the epochs: chrono's own FromSql adds durations, several times
         // slower, and this runs for every date and timestamp of a dump.
@@ -246,20 +289,8 @@ fn decode(ty: &Type, column: ColumnType, raw: &[u8]) -> Result<Value, DecodeErro
                 .and_then(DateTime::<Utc>::from_timestamp_micros);
             Value::Timestamp(time.ok_or_else(too_large)?)
         }
-    })
-}
-
-/// The driver's error inside an I/O error (its readers and writers speak `std::io`).
-fn from_io(error: io::Error) -> Error {
-    let kind = error.kind();
-    match error
-        .into_inner()
-        .map(|inner| inner.downcast::<postgres::Error>())
-    {
-        Some(Ok(postgres)) => Error::Postgres(*postgres),
-        Some(Err(other)) => Error::Encode(other.to_string()),
-        None => Error::Encode(format!("the COPY stream broke off ({kind})")),
-    }
+    };
+    Ok(())
 }
 
 #[cfg(test)]
@@ -271,7 +302,8 @@ mod tests {
         for days in [0i32, 1, -1, 59, 366, -730_119, 2_914_000, -40_000] {
             let raw = days.to_be_bytes();
             let expected = NaiveDate::from_sql(&Type::DATE, &raw).unwrap();
-            let decoded = decode(&Type::DATE, ColumnType::Date, &raw).unwrap();
+            let mut decoded = Value::Null;
+            decode(&Type::DATE, ColumnType::Date, &raw, &mut decoded).unwrap();
             assert_eq!(decoded, Value::Date(expected), "{days} days");
         }
         let day = 86_400_000_000i64;
@@ -285,10 +317,24 @@ mod tests {
         ] {
             let raw = micros.to_be_bytes();
             let expected = DateTime::<Utc>::from_sql(&Type::TIMESTAMPTZ, &raw).unwrap();
-            let decoded = decode(&Type::TIMESTAMPTZ, ColumnType::Timestamp, &raw).unwrap();
+            let mut decoded = Value::Null;
+            decode(
+                &Type::TIMESTAMPTZ,
+                ColumnType::Timestamp,
+                &raw,
+                &mut decoded,
+            )
+            .unwrap();
             assert_eq!(decoded, Value::Timestamp(expected), "{micros} microseconds");
         }
         let infinity = i64::MAX.to_be_bytes();
-        assert!(decode(&Type::TIMESTAMPTZ, ColumnType::Timestamp, &infinity).is_err());
+        let mut value = Value::Null;
+        assert!(decode(
+            &Type::TIMESTAMPTZ,
+            ColumnType::Timestamp,
+            &infinity,
+            &mut value
+        )
+        .is_err());
     }
 }

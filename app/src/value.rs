@@ -22,6 +22,28 @@ pub enum Value {
     Timestamp(DateTime<Utc>),
 }
 
+impl Value {
+    /// Makes this value `text`, written into the string it holds if it holds one: a buffer of rows
+    /// filled again and again then allocates only while its strings grow.
+    pub fn set_text(&mut self, text: &str) {
+        match self {
+            Value::Text(string) => {
+                string.clear();
+                string.push_str(text);
+            }
+            other => *other = Value::Text(text.to_owned()),
+        }
+    }
+
+    /// Makes this value a copy of `source`, reusing the string it holds, as [`Value::set_text`].
+    pub fn set(&mut self, source: &Value) {
+        match source {
+            Value::Text(text) => self.set_text(text),
+            other => *self = other.clone(),
+        }
+    }
+}
+
 /// Appends `date` as `YYYY-MM-DD`.
 pub fn write_date(out: &mut String, date: NaiveDate) {
     let year = date.year();
@@ -123,6 +145,25 @@ mod tests {
             Some(parsed),
             "SQLite's stored form"
         );
+    }
+
+    #[test]
+    fn a_text_set_over_a_text_reuses_its_string() {
+        let mut value = Value::Text(String::with_capacity(64));
+        let Value::Text(before) = &value else {
+            unreachable!()
+        };
+        let before = before.as_ptr();
+        value.set(&Value::Text("B2".into()));
+        assert_eq!(value, Value::Text("B2".into()));
+        let Value::Text(after) = &value else {
+            unreachable!()
+        };
+        assert_eq!(after.as_ptr(), before, "the same allocation");
+        value.set(&Value::Integer(3));
+        assert_eq!(value, Value::Integer(3));
+        value.set_text("C1");
+        assert_eq!(value, Value::Text("C1".into()));
     }
 
     #[test]

@@ -162,9 +162,8 @@ impl<'a> CheckedRows<'a> {
         }
     }
 
-    /// Checks `row` of `table` (a value per column, in schema order) and hands it to the writer,
-    /// taking its values.
-    pub fn send(&mut self, table: &'static Table, row: &mut [Value]) -> Result<(), Refused> {
+    /// Checks `row` of `table` (a value per column, in schema order) and hands a copy to the writer.
+    pub fn send(&mut self, table: &'static Table, row: &[Value]) -> Result<(), Refused> {
         let (position, previous_id) = match self.last {
             Some((last, position, id)) if last.name == table.name => (position + 1, Some(id)),
             _ => (1, None),

@@ -3,38 +3,51 @@
 //! the database's own work. The channel between them is bounded, so memory stays flat whatever the
 //! size of the data.
 
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::mpsc::{channel, sync_channel, Receiver, Sender, SyncSender};
 use std::{fmt, thread};
 
 use app::{Table, Value};
 
 /// Rows per batch: enough that handing a batch over costs nothing next to its rows.
-const BATCH_ROWS: usize = 512;
+const BATCH_ROWS: usize = 1024;
 
 /// Batches that may wait between the two threads, besides the one each of them holds.
 const BATCHES_WAITING: usize = 4;
 
-/// Consecutive rows of one table.
+/// Consecutive rows of one table. Once taken, it goes back to the reading side to be filled again,
+/// its values overwritten in place: a text goes into the string already there, so that in the
+/// steady state nothing is allocated (or freed by the other thread, which costs more).
 pub struct Batch {
     table: &'static Table,
-    /// Row after row, each a value per column in schema order.
+    /// Row after row, each a value per column in schema order: the first `filled` values.
     values: Vec<Value>,
+    filled: usize,
+    back: Option<Sender<Vec<Value>>>,
+}
+
+impl Drop for Batch {
+    fn drop(&mut self) {
+        if let Some(back) = self.back.take() {
+            // A reading side that has finished needs it no more.
+            let _ = back.send(std::mem::take(&mut self.values));
+        }
+    }
 }
 
 impl Batch {
     /// The rows, each a value per column in schema order.
     pub fn rows(&self) -> std::slice::ChunksExact<'_, Value> {
-        self.values.chunks_exact(self.table.columns.len())
+        self.values().chunks_exact(self.table.columns.len())
     }
 
     /// The values of the rows, row after row.
     pub fn values(&self) -> &[Value] {
-        &self.values
+        &self.values[..self.filled]
     }
 
     /// The number of rows.
     pub fn len(&self) -> usize {
-        self.values.len() / self.table.columns.len()
+        self.filled / self.table.columns.len()
     }
 }
 
@@ -48,6 +61,9 @@ enum Message {
 pub struct RowSender {
     channel: SyncSender<Message>,
     batch: Option<Batch>,
+    /// Batches the writing side is done with, and where it sends them.
+    returned: Receiver<Vec<Value>>,
+    give_back: Sender<Vec<Value>>,
 }
 
 /// The writing side stopped taking rows (it failed, and its error is the one reported).
@@ -63,9 +79,9 @@ impl fmt::Display for Stopped {
 impl std::error::Error for Stopped {}
 
 impl RowSender {
-    /// Hands over `row`, a row of `table`: its values are taken, leaving NULLs. Rows must come table
-    /// by table, in the order the writing side takes them.
-    pub fn send(&mut self, table: &'static Table, row: &mut [Value]) -> Result<(), Stopped> {
+    /// Hands over a copy of `row`, a row of `table`. Rows must come table by table, in the order the
+    /// writing side takes them.
+    pub fn send(&mut self, table: &'static Table, row: &[Value]) -> Result<(), Stopped> {
         if self
             .batch
             .as_ref()
@@ -73,15 +89,23 @@ impl RowSender {
         {
             self.flush()?;
         }
-        let batch = self.batch.get_or_insert_with(|| Batch {
-            table,
-            values: Vec::with_capacity(BATCH_ROWS * table.columns.len()),
-        });
-        batch.values.extend(
-            row.iter_mut()
-                .map(|value| std::mem::replace(value, Value::Null)),
-        );
-        if batch.values.len() >= BATCH_ROWS * table.columns.len() {
+        let batch = match &mut self.batch {
+            Some(batch) => batch,
+            None => self.batch.insert(Batch {
+                table,
+                values: self.returned.try_recv().unwrap_or_default(),
+                filled: 0,
+                back: Some(self.give_back.clone()),
+            }),
+        };
+        for value in row {
+            match batch.values.get_mut(batch.filled) {
+                Some(slot) => slot.set(value),
+                None => batch.values.push(value.clone()),
+            }
+            batch.filled += 1;
+        }
+        if batch.filled >= BATCH_ROWS * table.columns.len() {
             self.flush()?;
         }
         Ok(())
@@ -162,15 +186,18 @@ pub fn pipeline<R: Send, W>(
     read: impl FnOnce(&mut RowSender) -> anyhow::Result<R> + Send,
     write: impl FnOnce(&mut RowReceiver) -> anyhow::Result<W>,
 ) -> anyhow::Result<(R, W)> {
-    let (channel, received) = sync_channel(BATCHES_WAITING);
+    let (handed_over, received) = sync_channel(BATCHES_WAITING);
+    let (give_back, returned) = channel();
     thread::scope(|scope| {
         let reader =
             thread::Builder::new()
                 .name("reader".into())
                 .spawn_scoped(scope, move || {
                     let mut rows = RowSender {
-                        channel,
+                        channel: handed_over,
                         batch: None,
+                        returned,
+                        give_back,
                     };
                     let value = read(&mut rows)?;
                     rows.flush()?;
@@ -225,9 +252,9 @@ mod tests {
         let (_, (first, second)) = pipeline(
             |rows| {
                 for id in 1..=users {
-                    rows.send(USERS, &mut row(USERS, id))?;
+                    rows.send(USERS, &row(USERS, id))?;
                 }
-                rows.send(CLASSES, &mut row(CLASSES, 1))?;
+                rows.send(CLASSES, &row(CLASSES, 1))?;
                 Ok(())
             },
             |rows| {
@@ -246,7 +273,7 @@ mod tests {
     fn the_first_failure_is_the_one_reported() {
         let reader_fails = pipeline(
             |rows| -> anyhow::Result<()> {
-                rows.send(USERS, &mut row(USERS, 1))?;
+                rows.send(USERS, &row(USERS, 1))?;
                 anyhow::bail!("bad row 2")
             },
             |rows| ids(rows, USERS),
@@ -257,7 +284,7 @@ mod tests {
             |rows| {
                 // Far more rows than the channel holds: the reader must stop, not block.
                 for id in 1.. {
-                    rows.send(USERS, &mut row(USERS, id))?;
+                    rows.send(USERS, &row(USERS, id))?;
                 }
                 Ok(())
             },

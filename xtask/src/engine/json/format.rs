@@ -233,11 +233,16 @@ impl fmt::Display for JsonValue<'_> {
     }
 }
 
-/// Converts `json` to a value of the type of `column`, or says why it is not one (without naming the
-/// column: the caller knows where it is). Whether the value then fits the column (NOT NULL, its
-/// CHECK) is for the load to check, as for rows from any source.
-pub fn column_value(column: &Column, json: JsonValue<'_>) -> Result<Value, String> {
-    Ok(match (column.ty, json) {
+/// Sets `value` to `json` read as a value of the type of `column` (a text into the string `value`
+/// holds, if it holds one), or says why `json` is not one (without naming the column: the caller
+/// knows where it is). Whether the value then fits the column (NOT NULL, its CHECK) is for the load
+/// to check, as for rows from any source.
+pub fn set_column_value(
+    value: &mut Value,
+    column: &Column,
+    json: JsonValue<'_>,
+) -> Result<(), String> {
+    *value = match (column.ty, json) {
         (_, JsonValue::Null) => Value::Null,
         (ColumnType::Integer, JsonValue::Integer(i)) => Value::Integer(i),
         (ColumnType::Real, JsonValue::Float(r)) => Value::Real(r),
@@ -246,7 +251,10 @@ pub fn column_value(column: &Column, json: JsonValue<'_>) -> Result<Value, Strin
             Value::Real(i as f64)
         }
         (ColumnType::Boolean, JsonValue::Bool(b)) => Value::Boolean(b),
-        (ColumnType::Text, JsonValue::String(s)) => Value::Text(s.into_owned()),
+        (ColumnType::Text, JsonValue::String(s)) => {
+            value.set_text(&s);
+            return Ok(());
+        }
         (ColumnType::Date, JsonValue::String(s)) => match parse_date(&s) {
             Some(date) => Value::Date(date),
             None => {
@@ -268,7 +276,8 @@ pub fn column_value(column: &Column, json: JsonValue<'_>) -> Result<Value, Strin
             }
         }
         (ty, json) => return Err(format!("holds {json}, which is not {}", describe(ty))),
-    })
+    };
+    Ok(())
 }
 
 fn describe(ty: ColumnType) -> &'static str {
@@ -335,6 +344,11 @@ impl<'de> serde::de::Visitor<'de> for JsonValueVisitor {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn column_value(column: &Column, json: JsonValue<'_>) -> Result<Value, String> {
+        let mut value = Value::Text("before".into());
+        set_column_value(&mut value, column, json).map(|()| value)
+    }
 
     fn encode(value: Value) -> String {
         let mut out = Vec::new();

@@ -11,7 +11,7 @@ use app::schema::PRIMARY_KEY;
 use app::{Database, DatabaseUrl, RowCounts, Table, Value, TABLES};
 use serde::de::{self, DeserializeSeed, MapAccess, Visitor};
 
-use super::format::{column_value, Header, JsonValue};
+use super::format::{set_column_value, Header, JsonValue};
 use super::header::read_header;
 use super::open_export;
 use super::scan::{ScanError, Scanner};
@@ -176,7 +176,7 @@ impl Loader<'_, '_> {
                 };
                 seed.deserialize(&mut parser).and_then(|()| parser.end())
             })?;
-            if let Err(refused) = self.rows.send(table, &mut values) {
+            if let Err(refused) = self.rows.send(table, &values) {
                 self.place = refused.place;
                 return Err(file.error(refused.reason));
             }
@@ -230,11 +230,11 @@ impl<'de> Visitor<'de> for RowSeed<'_> {
             }
             seen |= 1 << index;
             let json: JsonValue<'de> = map.next_value()?;
-            let value = column_value(column, json).map_err(de::Error::custom)?;
-            if let (Value::Integer(id), PRIMARY_KEY) = (&value, column.name) {
+            let value = &mut self.values[index];
+            set_column_value(value, column, json).map_err(de::Error::custom)?;
+            if let (Value::Integer(id), PRIMARY_KEY) = (&*value, column.name) {
                 self.place.id = Some(*id);
             }
-            self.values[index] = value;
         }
         if let Some(missing) = (0..columns.len()).find(|i| seen & (1 << i) == 0) {
             self.place.column = Some(columns[missing].name);

@@ -51,21 +51,22 @@ fn write_tables(db: &mut Database, counts: &RowCounts, out: &mut impl Write) -> 
     Ok(())
 }
 
-/// Writes the `tables` of the file: each table's rows, one per line, a batch at a time.
+/// Writes the `tables` of the file: each table's rows, one per line, a megabyte at a time.
 fn write_rows(
     counts: &RowCounts,
     rows: &mut RowReceiver,
     out: &mut impl Write,
 ) -> anyhow::Result<()> {
+    /// Written in pieces this large, the text goes past the writer's buffer instead of through it.
+    const PIECE: usize = 1 << 20;
     let mut progress = Progress::new("exporting", Some(counts.total()));
-    let mut text = Vec::new();
+    let mut text = Vec::with_capacity(PIECE + PIECE / 4);
     for (position, (table, expected)) in counts.iter().enumerate() {
         let comma = if position == 0 { "" } else { "," };
-        write!(out, "{comma}\n  \"{}\": [", table.name)?;
+        write!(text, "{comma}\n  \"{}\": [", table.name)?;
         let mut encoder = RowEncoder::new(table);
         let mut written = 0u64;
         while let Some(batch) = rows.next_of(table)? {
-            text.clear();
             for row in batch.rows() {
                 text.extend_from_slice(if written == 0 { b"\n   " } else { b",\n   " });
                 encoder
@@ -73,8 +74,11 @@ fn write_rows(
                     .with_context(|| format!("table {}, row id {:?}", table.name, row[0]))?;
                 written += 1;
             }
-            out.write_all(&text)?;
             progress.add(batch.len() as u64);
+            if text.len() >= PIECE {
+                out.write_all(&text)?;
+                text.clear();
+            }
         }
         anyhow::ensure!(
             written == expected,
@@ -82,7 +86,8 @@ fn write_rows(
              the snapshot was not consistent",
             table.name
         );
-        out.write_all(b"\n  ]")?;
+        text.extend_from_slice(b"\n  ]");
     }
+    out.write_all(&text)?;
     rows.end()
 }
