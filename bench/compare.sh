@@ -63,7 +63,7 @@ trap cleanup EXIT
 "${as_postgres[@]}" "$bindir/pg_ctl" -w -s -D "$work/data" -l "$work/server.log" \
   -o "-k $work -p $port -c listen_addresses=''" start
 pg_url() { echo "postgresql://postgres@localhost/$1?host=$work&port=$port"; }
-psql_admin() { psql -q -d "$(pg_url postgres)" "$@"; }
+psql_admin() { PGOPTIONS='-c client_min_messages=warning' psql -q -d "$(pg_url postgres)" "$@"; }
 fresh_pg() { psql_admin -c "DROP DATABASE IF EXISTS $1" -c "CREATE DATABASE $1"; }
 
 # measure NAME COMMAND...: runs the command with its output to $work/out, records "seconds KiB".
