@@ -9,6 +9,8 @@ mod list;
 mod prune;
 mod readme;
 mod scripting;
+mod secrets;
+mod tls;
 mod verify;
 
 use tests::{run_xtask, Outcome, TestDb};
