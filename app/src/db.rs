@@ -12,10 +12,12 @@ use rusqlite::types::{ToSqlOutput, ValueRef};
 
 use crate::backend::Backend;
 use crate::counts::RowCounts;
+use crate::libpq::CONNECT_TIMEOUT;
 use crate::schema::{
     self, ColumnType, Table, MIGRATIONS_TABLE, PRIMARY_KEY, SCHEMA_VERSION, TABLES,
 };
-use crate::url::{redact, DatabaseUrl, UrlError, CONNECT_TIMEOUT};
+use crate::tls::SslMode;
+use crate::url::{process_environment, redact, DatabaseUrl, UrlError};
 use crate::value::{parse_date, parse_timestamp, write_date, write_timestamp, Value};
 
 /// What went wrong in the database layer. Messages say what failed and what to do; none contains a
@@ -42,6 +44,15 @@ pub enum Error {
         /// The URL, redacted.
         url: String,
         /// The driver's message.
+        message: String,
+    },
+    /// TLS settings that cannot be used, a server certificate they refuse, or no password where
+    /// the server asks for one.
+    #[error("cannot connect to {url}: {message}")]
+    PostgresSetup {
+        /// The URL, redacted.
+        url: String,
+        /// What is wrong and how to fix it.
         message: String,
     },
     /// A SQLite statement failed.
@@ -138,31 +149,7 @@ impl Database {
     pub fn open(url: &DatabaseUrl, create: Create) -> Result<Database> {
         match url {
             DatabaseUrl::Sqlite(path) => open_sqlite(path, create).map(Database::Sqlite),
-            DatabaseUrl::Postgres(_) => {
-                let mut config = url.postgres_config().expect("a postgres URL");
-                if config.get_connect_timeout().is_none() {
-                    config.connect_timeout(CONNECT_TIMEOUT);
-                }
-                // sslmode=require means "encrypted", as libpq reads it: the certificate is not
-                // verified, which is what hosted servers with their own CAs expect.
-                let tls = native_tls::TlsConnector::builder()
-                    .danger_accept_invalid_certs(true)
-                    .danger_accept_invalid_hostnames(true)
-                    .build()
-                    .map_err(|e| Error::PostgresConnect {
-                        url: url.to_string(),
-                        message: format!("TLS setup failed: {e}"),
-                    })?;
-                let tls = postgres_native_tls::MakeTlsConnector::new(tls);
-                let mut client = config.connect(tls).map_err(|e| Error::PostgresConnect {
-                    url: url.to_string(),
-                    message: postgres_message(&e),
-                })?;
-                // A lock the app holds must make a restore or an import fail, not wait forever.
-                client
-                    .batch_execute(&format!("SET lock_timeout = '{}s'", LOCK_TIMEOUT.as_secs()))?;
-                Ok(Database::Postgres(client))
-            }
+            DatabaseUrl::Postgres(_) => open_postgres(url).map(Database::Postgres),
         }
     }
 
@@ -576,6 +563,55 @@ impl RowWriter<'_> {
         }
         Ok(())
     }
+}
+
+/// Why a server that asks for a password got none, and where it can come from.
+const NO_PASSWORD: &str =
+    "the server asks for a password and none was found: put it in PGPASSWORD, \
+     or in the passfile (PGPASSFILE, else ~/.pgpass; ignored unless only its owner may read it: \
+     chmod 600), or in the URL";
+
+/// Connects to a PostgreSQL URL as libpq would (see [`crate::libpq`]): password and TLS from the
+/// URL, else from the environment; a TLS failure is explained in one line with its fix.
+fn open_postgres(url: &DatabaseUrl) -> Result<postgres::Client> {
+    let failed = |message: String| Error::PostgresSetup {
+        url: url.to_string(),
+        message,
+    };
+    let connection = url
+        .postgres_connection(&process_environment)
+        .expect("a postgres URL")
+        .map_err(|e| failed(e.to_string()))?;
+    let mut config = connection.config;
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(CONNECT_TIMEOUT);
+    }
+    let tls = connection
+        .tls
+        .connector()
+        .map_err(|e| failed(e.to_string()))?;
+    let mut attempt = config.connect(tls.clone());
+    if attempt.is_err() && connection.tls.mode() == SslMode::Allow {
+        // libpq's `allow`: plain first, then TLS if the server refused the plain connection.
+        config.ssl_mode(postgres::config::SslMode::Require);
+        attempt = config.connect(tls);
+    }
+    let mut client = attempt.map_err(|e| {
+        let message = postgres_message(&e);
+        if message.contains("password missing") {
+            return failed(NO_PASSWORD.into());
+        }
+        match connection.tls.explain_failure(&message) {
+            Some(explanation) => failed(explanation),
+            None => Error::PostgresConnect {
+                url: url.to_string(),
+                message,
+            },
+        }
+    })?;
+    // A lock the app holds must make a restore or an import fail, not wait forever.
+    client.batch_execute(&format!("SET lock_timeout = '{}s'", LOCK_TIMEOUT.as_secs()))?;
+    Ok(client)
 }
 
 fn open_sqlite(path: &Path, create: Create) -> Result<rusqlite::Connection> {

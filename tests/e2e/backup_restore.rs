@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use app::schema::{GRADES, STUDENTS};
 use app::{Backend, DatabaseUrl};
-use testkit::{Outcome, TestDb, PASSWORD};
+use testkit::{password, Outcome, TestDb};
 
 use crate::{xtask_ok, xtask_on};
 
@@ -426,7 +426,7 @@ exit 137"#,
 fn the_password_appears_neither_in_output_nor_in_child_arguments() {
     let db = seeded(Backend::Postgres, "1");
     let url = db.url_with_password();
-    assert!(url.contains(PASSWORD));
+    assert!(url.contains(password()));
     let bin = db.dir.path().join("bin");
     let log = db.dir.path().join("arguments.log");
     let mut path = Default::default();
@@ -452,11 +452,11 @@ fn the_password_appears_neither_in_output_nor_in_child_arguments() {
     for out in &outputs {
         assert!(out.success, "{out:#?}");
         assert!(
-            !out.stdout.contains(PASSWORD) && !out.stderr.contains(PASSWORD),
+            !out.stdout.contains(password()) && !out.stderr.contains(password()),
             "{out:#?}"
         );
     }
-    assert!(!arguments.contains(PASSWORD), "{arguments}");
+    assert!(!arguments.contains(password()), "{arguments}");
     assert_eq!(db.content_hash(), before);
 }
 

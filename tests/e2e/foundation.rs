@@ -1,8 +1,8 @@
-//! The foundation: migrate, seed, database URLs and TLS.
+//! The foundation: migrate, seed and database URLs (TLS is in tls.rs).
 
 use app::schema::{OnDelete, PRIMARY_KEY};
 use app::{Backend, DatabaseUrl, TABLES};
-use testkit::{Cluster, TestDb, Tls};
+use testkit::TestDb;
 
 use crate::{xtask, xtask_ok, xtask_on};
 
@@ -303,32 +303,4 @@ fn help_lists_every_command() {
             help.stdout
         );
     }
-}
-
-#[test]
-fn sslmode_require_connects_over_tls() {
-    let cluster = Cluster::start(Tls::Required).unwrap_or_else(|e| panic!("{e}"));
-    let DatabaseUrl::Postgres(url) = cluster.url("postgres", "postgres") else {
-        unreachable!()
-    };
-    let tls = xtask(&[
-        "migrate",
-        "--database-url",
-        &format!("{url}?sslmode=require"),
-    ]);
-    assert!(tls.success, "{tls:#?}");
-    let plain = xtask(&[
-        "migrate",
-        "--database-url",
-        &format!("{url}?sslmode=disable"),
-    ]);
-    assert!(
-        !plain.success,
-        "the server only accepts TLS, so this proves TLS was used: {plain:#?}"
-    );
-    assert!(
-        plain.stderr.contains("no encryption") || plain.stderr.contains("pg_hba"),
-        "{}",
-        plain.stderr
-    );
 }

@@ -31,6 +31,8 @@ mod list;
 mod prune;
 mod readme;
 mod scripting;
+mod secrets;
+mod tls;
 mod verify;
 
 use testkit::{run_xtask, Outcome, TestDb};

@@ -157,7 +157,7 @@ fn on_a_terminal_import_asks_first_showing_the_target_and_what_it_holds() {
         screen.contains("Go on? [y/N]") && screen.contains("cancelled"),
         "{screen}"
     );
-    assert!(!screen.contains(testkit::PASSWORD), "{screen}");
+    assert!(!screen.contains(testkit::password()), "{screen}");
     assert_eq!(target.content_hash(), before);
 
     let screen = on_a_terminal_answering(&args, "y\n");

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use anyhow::Context as _;
+use app::url::process_environment;
 use app::DatabaseUrl;
 use xshell::{cmd, Shell};
 
@@ -62,7 +63,10 @@ impl PgTool {
     pub fn output(&self, url: Option<&DatabaseUrl>, args: &[&OsStr]) -> anyhow::Result<Output> {
         let sh = Shell::new()?;
         let program = &self.program;
-        let environment = url.and_then(DatabaseUrl::libpq_environment);
+        let environment = match url {
+            Some(url) => url.libpq_environment().with_context(|| format!("{url}"))?,
+            None => None,
+        };
         let mut command = cmd!(sh, "{program} {args...}").quiet().ignore_status();
         if let Some(environment) = environment {
             // Never ask for a password on the terminal: a wrong one must fail, not hang CI.
@@ -78,9 +82,24 @@ impl PgTool {
     pub fn run(&self, url: Option<&DatabaseUrl>, args: &[&OsStr]) -> anyhow::Result<String> {
         let output = self.output(url, args)?;
         if !output.status.success() {
-            return Err(self.failure(&output));
+            return Err(self.connection_failure(url, &output));
         }
         Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    }
+
+    /// The error for a failed run that may not have connected: a TLS refusal is told as the
+    /// problem and its fix, as our own connection tells it; anything else as [`PgTool::failure`].
+    fn connection_failure(&self, url: Option<&DatabaseUrl>, output: &Output) -> anyhow::Error {
+        let said = String::from_utf8_lossy(&output.stderr);
+        let explained = url.and_then(|url| {
+            let connection = url.postgres_connection(&process_environment)?.ok()?;
+            let explanation = connection.tls.explain_failure(&said)?;
+            Some(anyhow::anyhow!(
+                "{} cannot connect to {url}: {explanation}",
+                self.name
+            ))
+        });
+        explained.unwrap_or_else(|| self.failure(output))
     }
 
     /// The error for a failed run: the exit status and what the program said, on one line.
