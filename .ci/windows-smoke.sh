@@ -40,11 +40,14 @@ fi
 part "install what is missing"
 
 # --- Build ------------------------------------------------------------------------------------
-cargo clippy --workspace --all-targets --target "$target" --quiet -- -D warnings
-part "clippy for Windows"
-cargo build --quiet -p xtask --target "$target"
+# clippy-driver as the workspace's compiler: one build lints every target (warnings are errors) and
+# makes xtask.exe. `cargo clippy` and then `cargo build` would compile every dependency twice: in CI
+# 200 s instead of 100 s.
+RUSTC_WORKSPACE_WRAPPER="$(rustc --print sysroot)/bin/clippy-driver" \
+  CARGO_TARGET_X86_64_PC_WINDOWS_GNU_RUSTFLAGS="-D warnings" \
+  cargo build --quiet --workspace --all-targets --target "$target"
 cargo build --quiet -p xtask
-part "build xtask.exe"
+part "clippy and build for Windows"
 
 work=$(mktemp -d /tmp/toefl-windows-XXXXXX)
 chmod 755 "$work"
@@ -132,10 +135,13 @@ win 0 export --file "$(winpath "$work/imported.json")"
 win 0 backup
 backup_file=$(one_named "$backups" "toefl_backup_$stamp\.db")
 win 0 seed --students 40 --seed 99 --force
+# Over the file written after the import: --force replaces a file on Windows too.
+win 0 export --file "$(winpath "$work/imported.json")" --force
+[ "$(tables "$work/imported.json")" != "$expected" ] || fail "export --force did not replace the file"
 win 0 restore --file "$(winpath "$backup_file")" --yes
 one_named "$backups" "toefl_pre_restore_$stamp\.db" >/dev/null
-win 0 export --file "$(winpath "$work/restored.json")"
-[ "$(tables "$work/restored.json")" = "$expected" ] || fail "the restore did not bring back the backup's data"
+win 0 export --file "$(winpath "$work/imported.json")" --force
+[ "$(tables "$work/imported.json")" = "$expected" ] || fail "the restore did not bring back the backup's data"
 win 0 verify "$(winpath "$backup_file")"
 win 0 verify "$(winpath "$compressed")"
 # Linux reads what Windows wrote, and lists the same backups the same way.
