@@ -568,8 +568,8 @@ impl RowWriter<'_> {
 /// Why a server that asks for a password got none, and where it can come from.
 const NO_PASSWORD: &str =
     "the server asks for a password and none was found: put it in PGPASSWORD, \
-     or in the passfile (PGPASSFILE, else ~/.pgpass; ignored unless only its owner may read it: \
-     chmod 600), or in the URL";
+     or in the passfile (PGPASSFILE, else ~/.pgpass, ignored unless only its owner may read it: \
+     chmod 600; on Windows %APPDATA%\\postgresql\\pgpass.conf), or in the URL";
 
 /// Connects to a PostgreSQL URL as libpq would (see [`crate::libpq`]): password and TLS from the
 /// URL, else from the environment; a TLS failure is explained in one line with its fix.

@@ -3,8 +3,8 @@
 //! holds the result, for our own connection and, as libpq environment variables, for the
 //! PostgreSQL tools we run, so that both connect the same way.
 
-use std::ffi::{OsStr, OsString};
-use std::os::unix::ffi::OsStrExt;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use postgres::config::Host;
@@ -45,7 +45,8 @@ impl PgConnection {
         }
         if config.get_password().is_none() {
             if let Some(password) = env("PGPASSWORD").filter(|p| !p.is_empty()) {
-                config.password(password.as_bytes());
+                // The raw bytes on Unix; on Windows UTF-8, as for any valid Unicode password.
+                config.password(password.as_encoded_bytes());
             } else if let Some(password) = passfile_password(&config, env) {
                 config.password(password);
             }
@@ -90,7 +91,7 @@ impl PgConnection {
             env.push(("PGUSER", user.into()));
         }
         if let Some(password) = config.get_password() {
-            env.push(("PGPASSWORD", OsStr::from_bytes(password).to_os_string()));
+            env.push(("PGPASSWORD", password_for_environment(password)));
         }
         env.push(("PGDATABASE", self.dbname().into()));
         if let Some(options) = config.get_options() {
@@ -112,7 +113,63 @@ impl PgConnection {
 fn host_name(host: &Host) -> String {
     match host {
         Host::Tcp(name) => name.clone(),
+        #[cfg(unix)]
         Host::Unix(dir) => dir.display().to_string(),
+    }
+}
+
+/// The password as an environment value. A URL's password is bytes (percent-decoded); Unix takes
+/// them as they are.
+#[cfg(unix)]
+fn password_for_environment(password: &[u8]) -> OsString {
+    use std::os::unix::ffi::OsStrExt;
+    std::ffi::OsStr::from_bytes(password).to_os_string()
+}
+
+/// The password as an environment value. Windows' environment is UTF-16 text: a password that is
+/// not UTF-8 cannot be passed, and its invalid bytes become U+FFFD, which the server rejects as a
+/// wrong password rather than accepting another one.
+#[cfg(not(unix))]
+fn password_for_environment(password: &[u8]) -> OsString {
+    String::from_utf8_lossy(password).into_owned().into()
+}
+
+/// A file of the user's own that libpq reads when no variable names it: in the home directory on
+/// Unix, in `%APPDATA%\postgresql` on Windows.
+pub struct UserFile {
+    /// The path under `HOME`.
+    pub unix: &'static str,
+    /// The name in `%APPDATA%\postgresql`.
+    pub windows: &'static str,
+}
+
+/// The passfile: `~/.pgpass`, `%APPDATA%\postgresql\pgpass.conf`.
+pub const PASSFILE: UserFile = UserFile {
+    unix: ".pgpass",
+    windows: "pgpass.conf",
+};
+
+/// The CA certificates for verify-ca and verify-full: `~/.postgresql/root.crt`,
+/// `%APPDATA%\postgresql\root.crt`.
+pub const ROOT_CERT: UserFile = UserFile {
+    unix: ".postgresql/root.crt",
+    windows: "root.crt",
+};
+
+impl UserFile {
+    /// Where the file is on this platform; `env` reads a variable of the environment.
+    pub fn path(&self, env: &dyn Fn(&str) -> Option<OsString>) -> Option<PathBuf> {
+        self.path_on(env, cfg!(windows))
+    }
+
+    /// Where the file is on Windows or Unix, so that both are tested everywhere.
+    fn path_on(&self, env: &dyn Fn(&str) -> Option<OsString>, windows: bool) -> Option<PathBuf> {
+        let (variable, relative) = match windows {
+            true => ("APPDATA", Path::new("postgresql").join(self.windows)),
+            false => ("HOME", PathBuf::from(self.unix)),
+        };
+        let dir = env(variable).filter(|dir| !dir.is_empty())?;
+        Some(Path::new(&dir).join(relative))
     }
 }
 
@@ -150,7 +207,9 @@ fn passfile_password(
     })
 }
 
+// The tests write passfiles with Unix modes.
 #[cfg(test)]
+#[cfg(unix)]
 mod tests {
     use std::os::unix::fs::PermissionsExt;
     use std::path::Path;
@@ -185,6 +244,31 @@ mod tests {
         std::fs::write(&file, text).unwrap();
         std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
         file.into_os_string()
+    }
+
+    #[test]
+    fn user_files_are_in_home_on_unix_and_in_appdata_on_windows() {
+        let appdata = r"C:\Users\u\AppData\Roaming";
+        let env = environment(vec![
+            ("HOME", "/home/u".into()),
+            ("APPDATA", appdata.into()),
+        ]);
+        let home = |path: &str| Some(PathBuf::from(path));
+        assert_eq!(PASSFILE.path_on(&env, false), home("/home/u/.pgpass"));
+        assert_eq!(
+            ROOT_CERT.path_on(&env, false),
+            home("/home/u/.postgresql/root.crt")
+        );
+        let postgresql = Path::new(appdata).join("postgresql");
+        assert_eq!(
+            PASSFILE.path_on(&env, true),
+            Some(postgresql.join("pgpass.conf"))
+        );
+        assert_eq!(
+            ROOT_CERT.path_on(&env, true),
+            Some(postgresql.join("root.crt"))
+        );
+        assert_eq!(PASSFILE.path_on(&environment(vec![]), true), None);
     }
 
     #[test]

@@ -1,10 +1,12 @@
-//! libpq's password file (`PGPASSFILE`, else `~/.pgpass`): lines of
+//! libpq's password file (`PGPASSFILE`, else `~/.pgpass`; `%APPDATA%\postgresql\pgpass.conf` on
+//! Windows): lines of
 //! `hostname:port:database:username:password`, read with libpq's own rules, so that our connection
 //! and the tools we run find the same password.
 
 use std::ffi::OsString;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+
+use crate::libpq::PASSFILE;
 
 /// The host a passfile line names for a connection over libpq's default unix socket directory.
 const DEFAULT_HOST: &str = "localhost";
@@ -24,14 +26,12 @@ pub struct Lookup<'a> {
     pub user: &'a str,
 }
 
-/// The passfile libpq reads: `PGPASSFILE`, else `.pgpass` in the home directory. `env` reads a
-/// variable of the environment.
+/// The passfile libpq reads: `PGPASSFILE`, else [`PASSFILE`] (`.pgpass` in the home directory).
+/// `env` reads a variable of the environment.
 pub fn path(env: &dyn Fn(&str) -> Option<OsString>) -> Option<PathBuf> {
     match env("PGPASSFILE").filter(|p| !p.is_empty()) {
         Some(file) => Some(PathBuf::from(file)),
-        None => env("HOME")
-            .filter(|h| !h.is_empty())
-            .map(|home| Path::new(&home).join(".pgpass")),
+        None => PASSFILE.path(env),
     }
 }
 
@@ -40,7 +40,7 @@ pub fn path(env: &dyn Fn(&str) -> Option<OsString>) -> Option<PathBuf> {
 /// that its group or others may read, write or execute, is ignored, as libpq ignores it.
 pub fn password(file: &Path, lookup: &Lookup<'_>) -> Option<String> {
     let metadata = std::fs::metadata(file).ok()?;
-    if !metadata.is_file() || metadata.permissions().mode() & 0o077 != 0 {
+    if !metadata.is_file() || !only_its_owner_may_read(&metadata) {
         return None;
     }
     let text = std::fs::read(file).ok()?;
@@ -61,6 +61,18 @@ pub fn password(file: &Path, lookup: &Lookup<'_>) -> Option<String> {
                 .try_fold(line, |rest, field| field_matches(rest, field))?;
             Some(unescape_password(rest))
         })
+}
+
+#[cfg(unix)]
+fn only_its_owner_may_read(metadata: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    metadata.permissions().mode() & 0o077 == 0
+}
+
+/// libpq makes no such check on Windows: the file is in the user's own `%APPDATA%`.
+#[cfg(not(unix))]
+fn only_its_owner_may_read(_: &std::fs::Metadata) -> bool {
+    true
 }
 
 /// Whether `line` starts with a field that matches `value` and its `:`; returns what follows.
@@ -105,8 +117,12 @@ fn unescape_password(field: &str) -> String {
     out
 }
 
+// The tests write passfiles with Unix modes.
 #[cfg(test)]
+#[cfg(unix)]
 mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
     use super::*;
 
     fn passfile(text: &str, mode: u32) -> (tempfile::TempDir, PathBuf) {

@@ -6,6 +6,8 @@
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
+use crate::libpq::ROOT_CERT;
+
 /// libpq's `sslmode`: whether TLS is used, and what is verified.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SslMode {
@@ -122,12 +124,7 @@ impl TlsPolicy {
                 (SslMode::VerifyFull, Some(system_bundle()?))
             }
             Some(file) => (mode.unwrap_or(SslMode::Prefer), Some(PathBuf::from(file))),
-            None => (
-                mode.unwrap_or(SslMode::Prefer),
-                env("HOME")
-                    .filter(|h| !h.is_empty())
-                    .map(|home| Path::new(&home).join(".postgresql/root.crt")),
-            ),
+            None => (mode.unwrap_or(SslMode::Prefer), ROOT_CERT.path(env)),
         };
         let have_root_cert = root_cert.as_deref().is_some_and(Path::is_file);
         let verification = match mode {

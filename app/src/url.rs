@@ -10,7 +10,8 @@ use crate::tls::{SslMode, TlsError, SSL_MODES};
 
 /// The forms a database URL may take, for error messages.
 pub const ACCEPTED_FORMS: &str = "sqlite:PATH, sqlite://PATH (relative to the current directory), \
-     sqlite:///ABSOLUTE/PATH, postgres://USER[:PASSWORD]@HOST[:PORT]/DBNAME[?sslmode=verify-full] \
+     sqlite:///ABSOLUTE/PATH, sqlite:C:/PATH or sqlite:///C:/PATH (Windows), \
+     postgres://USER[:PASSWORD]@HOST[:PORT]/DBNAME[?sslmode=verify-full] \
      or postgresql://...";
 
 /// A parsed database URL. `Display` redacts the password; [`DatabaseUrl::postgres_config`] is the
@@ -41,6 +42,7 @@ impl DatabaseUrl {
         if let Some(rest) = url.strip_prefix("sqlite:") {
             // `sqlite://rel.db` and `sqlite:rel.db` are relative, `sqlite:///abs.db` absolute.
             let path = rest.strip_prefix("//").unwrap_or(rest);
+            let path = without_slash_before_drive(path);
             if path.is_empty() {
                 return Err(error("the SQLite URL names no file"));
             }
@@ -182,6 +184,16 @@ impl fmt::Display for DatabaseUrl {
 impl fmt::Debug for DatabaseUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "DatabaseUrl({self})")
+    }
+}
+
+/// `/C:/dir/dev.db` as `C:/dir/dev.db`: in `sqlite:///C:/dir/dev.db` the slash before a Windows
+/// drive letter only separates it from the URL's empty host, as in SQLAlchemy's URLs. Done on every
+/// platform, so that one URL means one file everywhere (and the rule is tested on Linux too).
+fn without_slash_before_drive(path: &str) -> &str {
+    match path.as_bytes() {
+        [b'/', drive, b':', ..] if drive.is_ascii_alphabetic() => &path[1..],
+        _ => path,
     }
 }
 
@@ -462,12 +474,25 @@ mod tests {
     #[test]
     fn accepted_forms() {
         let sqlite = |p: &str| Some(Backend::Sqlite).zip(Some(PathBuf::from(p)));
-        let cases: [(&str, Option<(Backend, PathBuf)>); 7] = [
+        let cases: [(&str, Option<(Backend, PathBuf)>); 11] = [
             ("sqlite:dev.db", sqlite("dev.db")),
             ("sqlite://dev.db", sqlite("dev.db")),
             ("sqlite://data/dev.db", sqlite("data/dev.db")),
             ("sqlite:///abs/dev.db", sqlite("/abs/dev.db")),
             ("sqlite:/abs/dev.db", sqlite("/abs/dev.db")),
+            (
+                "sqlite:C:/Users/ana/toefl.db",
+                sqlite("C:/Users/ana/toefl.db"),
+            ),
+            (
+                "sqlite:///C:/Users/ana/toefl.db",
+                sqlite("C:/Users/ana/toefl.db"),
+            ),
+            ("sqlite:///d:/toefl.db", sqlite("d:/toefl.db")),
+            (
+                r"sqlite:C:\Users\ana\toefl.db",
+                sqlite(r"C:\Users\ana\toefl.db"),
+            ),
             ("postgres://u:p@host:5432/toefl", None),
             ("postgresql://u@host/toefl?sslmode=require", None),
         ];

@@ -477,7 +477,9 @@ fn missing_postgresql_tools_say_how_to_install_them() {
     );
     assert!(
         out.stderr.contains(
-            "pg_dump not found: install the PostgreSQL client (e.g. apt-get install postgresql-client) or add it to PATH"
+            "pg_dump not found on PATH: install the PostgreSQL client (Debian: apt-get install \
+             postgresql-client; Windows: winget install PostgreSQL.PostgreSQL.17, then add \
+             C:\\Program Files\\PostgreSQL\\17\\bin to PATH)"
         ),
         "{out:#?}"
     );
@@ -488,7 +490,7 @@ fn missing_postgresql_tools_say_how_to_install_them() {
     );
     assert!(
         out.stderr
-            .contains("pg_restore not found: install the PostgreSQL client"),
+            .contains("pg_restore not found on PATH: install the PostgreSQL client"),
         "{out:#?}"
     );
 }

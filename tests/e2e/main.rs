@@ -1,6 +1,10 @@
 //! End-to-end tests: the real `xtask` binary against real SQLite files and a real PostgreSQL server
 //! (see the `testkit` support crate for how the server is found or started).
-
+//!
+//! They run on Unix only: the server runs as another user through runuser, stand-ins for pg_dump
+//! are shell scripts, and file modes are checked. The Windows build is proven by
+//! `.ci/windows-smoke.sh`, which runs it under Wine.
+#![cfg(unix)]
 // A test's helpers fail the test by panicking, as its assertions do.
 #![allow(clippy::unwrap_used)]
 

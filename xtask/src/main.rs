@@ -22,9 +22,10 @@ use exit::Exit;
 const AFTER_HELP: &str = "\
 The database is chosen by --database-url, else by DATABASE_URL, else the development SQLite file
 instance/toefl_dev.db in the workspace. Accepted URL forms: sqlite:PATH and sqlite://PATH (relative to
-the current directory), sqlite:///ABSOLUTE/PATH, postgres://USER:PASSWORD@HOST:PORT/DBNAME and
-postgresql://... (add ?sslmode=verify-full&sslrootcert=system for verified TLS). Without a password
-in the URL, PGPASSWORD or the passfile (~/.pgpass) gives it, as for psql. Passwords are never shown.
+the current directory), sqlite:///ABSOLUTE/PATH (on Windows also sqlite:C:/PATH and sqlite:///C:/PATH),
+postgres://USER:PASSWORD@HOST:PORT/DBNAME and postgresql://... (add
+?sslmode=verify-full&sslrootcert=system for verified TLS). Without a password in the URL, PGPASSWORD
+or the passfile (~/.pgpass) gives it, as for psql. Passwords are never shown.
 
 Backups and exports go to the workspace's backups/ (TOEFL_BACKUPS_DIR moves it). --json prints one
 JSON line on stdout; messages for people go to stderr.

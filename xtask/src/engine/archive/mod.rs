@@ -1,9 +1,11 @@
 //! The archive: where backup files go, what they are called ([`series`]), what a file is, known by
-//! its content ([`kind`]), [`compression`], [`new_file`]s that take their name only once complete, and [`retention`].
+//! its content ([`kind`]), [`compression`], [`new_file`]s that take their name only once complete
+//! (readable by their [`owner_only`], on Unix and Windows alike), and [`retention`].
 
 pub mod compression;
 pub mod kind;
 pub mod new_file;
+mod owner_only;
 pub mod retention;
 pub mod series;
 

@@ -34,17 +34,19 @@ impl fmt::Display for PgVersion {
 }
 
 impl PgTool {
-    /// Finds `name` on `PATH`, or says how to install it.
+    /// Finds `name` on `PATH` (`name.exe` on Windows), or says how to install it.
     pub fn find(name: &'static str) -> anyhow::Result<PgTool> {
         let path = std::env::var_os("PATH").unwrap_or_default();
+        let file_name = format!("{name}{}", std::env::consts::EXE_SUFFIX);
         std::env::split_paths(&path)
-            .map(|dir| dir.join(name))
+            .map(|dir| dir.join(&file_name))
             .find(|candidate| is_executable(candidate))
             .map(|program| PgTool { name, program })
             .with_context(|| {
                 format!(
-                    "{name} not found: install the PostgreSQL client (e.g. apt-get install \
-                     postgresql-client) or add it to PATH"
+                    "{file_name} not found on PATH: install the PostgreSQL client (Debian: apt-get \
+                     install postgresql-client; Windows: winget install PostgreSQL.PostgreSQL.17, \
+                     then add C:\\Program Files\\PostgreSQL\\17\\bin to PATH)"
                 )
             })
     }
@@ -133,10 +135,17 @@ fn parse_release(word: &str) -> Option<PgVersion> {
     Some(PgVersion { major, minor })
 }
 
+#[cfg(unix)]
 fn is_executable(path: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
     path.metadata()
         .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+/// On Windows a program is a file whose name ends in `.exe`, which [`PgTool::find`] looks for.
+#[cfg(not(unix))]
+fn is_executable(path: &Path) -> bool {
+    path.is_file()
 }
 
 #[cfg(test)]

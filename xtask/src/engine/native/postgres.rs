@@ -72,8 +72,14 @@ pub(super) fn check_dump(path: &Path, format: (u8, u8)) -> anyhow::Result<PgTool
             missing.join(", ")
         );
     }
+    // Reading the whole dump into the null device proves every byte can be read.
+    let to_nowhere = if cfg!(windows) {
+        "--file=NUL"
+    } else {
+        "--file=/dev/null"
+    };
     pg_restore
-        .run(None, &[OsStr::new("--file=/dev/null"), path.as_os_str()])
+        .run(None, &[OsStr::new(to_nowhere), path.as_os_str()])
         .with_context(|| format!("{} is damaged or truncated", path.display()))?;
     match dump_schema_version(&pg_restore, path)? {
         Some(SCHEMA_VERSION) => Ok(pg_restore),
