@@ -14,7 +14,8 @@ use crate::backend::Backend;
 use crate::counts::RowCounts;
 use crate::libpq::CONNECT_TIMEOUT;
 use crate::schema::{
-    self, ColumnType, Table, MIGRATIONS_TABLE, PRIMARY_KEY, SCHEMA_VERSION, TABLES,
+    self, Column, ColumnType, RowCheck, Table, MIGRATIONS_TABLE, PRIMARY_KEY, SCHEMA_VERSION,
+    TABLES,
 };
 use crate::tls::SslMode;
 use crate::url::{process_environment, redact, DatabaseUrl, UrlError};
@@ -76,19 +77,16 @@ pub enum Error {
         found: i64,
     },
     /// A row stored at an earlier schema version breaks a rule that a migration adds.
-    #[error(
-        "cannot migrate to schema version {version}: {table} row id {id} breaks the rule of \
-        version {version} that {rule}; correct or delete that row, then migrate again"
-    )]
+    #[error("{}", check.refusal(table, *version, &id.to_string()))]
     MigrationRefused {
         /// The version the migration was to.
         version: i64,
         /// The table.
-        table: &'static str,
+        table: &'static Table,
         /// The row's id.
         id: i64,
-        /// The rule, in words.
-        rule: &'static str,
+        /// The check that refuses it.
+        check: &'static RowCheck,
     },
     /// A stored value does not have the form its column type demands.
     #[error("{table} row id {id}: column {column} holds {found:?}, which is not a valid {ty:?}")]
@@ -272,6 +270,20 @@ impl Database {
         }
     }
 
+    /// The database's schema version, if this build knows it: at most [`SCHEMA_VERSION`] (an older
+    /// one is read and written as it is, e.g. exported before it is migrated). Fails when the
+    /// database has no schema, or one of a newer build; `url` names the database in the message.
+    pub fn known_schema_version(&mut self, url: &DatabaseUrl) -> Result<i64> {
+        match self.schema_version()? {
+            None => Err(Error::NoSchema(url.to_string())),
+            Some(found) if found > SCHEMA_VERSION => Err(Error::SchemaVersion {
+                url: url.to_string(),
+                found,
+            }),
+            Some(found) => Ok(found),
+        }
+    }
+
     /// Creates or updates the schema to [`SCHEMA_VERSION`], all versions in one transaction; returns
     /// the versions it applied (none when the database was up to date).
     pub fn migrate(&mut self) -> Result<Vec<i64>> {
@@ -300,16 +312,14 @@ impl Database {
     /// Fails, naming the row, if a row stored at `version - 1` breaks a row check that `version`
     /// adds: the database would refuse it midway, with a message that names no row.
     fn check_rows_allow(&mut self, version: i64) -> Result<()> {
-        let backend = self.backend();
         for table in TABLES {
             for check in table.row_checks.iter().filter(|c| c.since == version) {
-                let sql = check.first_refused_row_sql(table, version - 1, backend);
-                if let Some(id) = self.query_i64(&sql)? {
+                if let Some(id) = self.first_refused_row(table, check, version - 1)? {
                     return Err(Error::MigrationRefused {
                         version,
-                        table: table.name,
+                        table,
                         id,
-                        rule: check.description(),
+                        check,
                     });
                 }
             }
@@ -317,17 +327,20 @@ impl Database {
         Ok(())
     }
 
+    /// The lowest id of a row of `table` that `check` refuses, the table being stored at schema
+    /// version `stored` (the columns added since read as NULL, as a migration adds them).
+    pub fn first_refused_row(
+        &mut self,
+        table: &'static Table,
+        check: &RowCheck,
+        stored: i64,
+    ) -> Result<Option<i64>> {
+        let sql = check.first_refused_row_sql(table, stored, self.backend());
+        self.query_i64(&sql)
+    }
+
     fn apply_migration(&mut self, version: i64) -> Result<()> {
-        let backend = self.backend();
-        let mut sql = schema::migration_statements(version, backend).join(";\n");
-        sql.push_str(&format!(
-            ";\nINSERT INTO {MIGRATIONS_TABLE} (version, applied_at) VALUES ({version}, {})",
-            match backend {
-                Backend::Sqlite => "strftime('%Y-%m-%d %H:%M:%f', 'now')",
-                Backend::Postgres => "now()",
-            }
-        ));
-        self.execute_batch(&sql)
+        self.execute_batch(&schema::migration_script(version, self.backend()))
     }
 
     /// The number of rows in each table, in dependency order.
@@ -492,26 +505,29 @@ impl Database {
         })
     }
 
-    /// Calls `each` with every row of `table`, by id ascending, typed as the schema says; rows are
-    /// streamed, never all held in memory. Returns the number of rows.
+    /// Calls `each` with every row of `table`, by id ascending, typed as the schema says: the values
+    /// of the columns the table has at schema version `version` (the database's own), in schema
+    /// order. Rows are streamed, never all held in memory. Returns the number of rows.
     pub fn for_each_row<E: From<Error>>(
         &mut self,
         table: &'static Table,
+        version: i64,
         mut each: impl FnMut(&[Value]) -> Result<(), E>,
     ) -> Result<u64, E> {
         let sql = format!(
             "SELECT {} FROM {} ORDER BY {PRIMARY_KEY}",
-            table.column_list(),
+            table.column_list_at(version),
             table.name
         );
-        let mut values = vec![Value::Null; table.columns.len()];
+        let columns: Vec<&'static Column> = table.columns_at(version).collect();
+        let mut values = vec![Value::Null; columns.len()];
         let mut count = 0;
         match self {
             Database::Sqlite(conn) => {
                 let mut statement = conn.prepare(&sql).map_err(Error::from)?;
                 let mut rows = statement.query([]).map_err(Error::from)?;
                 while let Some(row) = rows.next().map_err(Error::from)? {
-                    for (i, column) in table.columns.iter().enumerate() {
+                    for (i, column) in columns.iter().enumerate() {
                         let raw = row.get_ref(i).map_err(Error::from)?;
                         values[i] = sqlite_value(raw, column.ty).ok_or_else(|| {
                             bad_stored_value(table, &values, column.name, raw, column.ty)
@@ -525,7 +541,7 @@ impl Database {
                 let params: [&(dyn ToSql + Sync); 0] = [];
                 let mut rows = client.query_raw(&sql, params).map_err(Error::from)?;
                 while let Some(row) = rows.next().map_err(Error::from)? {
-                    for (i, column) in table.columns.iter().enumerate() {
+                    for (i, column) in columns.iter().enumerate() {
                         values[i] = postgres_value(&row, i, column.ty).map_err(Error::from)?;
                     }
                     each(&values)?;
@@ -888,7 +904,7 @@ mod tests {
                 error,
                 Error::MigrationRefused {
                     version: 2,
-                    table: "students",
+                    table: schema::STUDENTS,
                     id: 7,
                     ..
                 }

@@ -436,6 +436,17 @@ impl RowCheck {
         }
     }
 
+    /// Why a migration to `version` (which added this check) stops at the row of `table` with id
+    /// `id`: one line that names the row and the fix. `id` is text, so that SQL can fill it in.
+    pub fn refusal(&self, table: &Table, version: i64, id: &str) -> String {
+        format!(
+            "cannot migrate to schema version {version}: {} row id {id} breaks the rule of \
+             version {version} that {}; correct or delete that row, then migrate again",
+            table.name,
+            self.description()
+        )
+    }
+
     /// The SQL condition, the same text on both backends. NULL passes, as in every CHECK: a missing
     /// figure is [`RowRule::CompleteScales`]'s business.
     pub fn sql(&self) -> String {
@@ -732,6 +743,68 @@ pub fn migration_statements(version: i64, dialect: Backend) -> Vec<String> {
         (_, Backend::Postgres) => postgres_upgrade(version),
         (_, Backend::Sqlite) => sqlite_rebuild(version),
     }
+}
+
+/// The SQL that brings a database from schema version `version - 1` to `version` and records it in
+/// [`MIGRATIONS_TABLE`]: what [`crate::Database::migrate`] runs for that version, and what a restore
+/// of an older backup runs after it, in the same transaction.
+pub fn migration_script(version: i64, backend: Backend) -> String {
+    let mut sql = migration_statements(version, backend).join(";\n");
+    let now = match backend {
+        Backend::Sqlite => "strftime('%Y-%m-%d %H:%M:%f', 'now')",
+        Backend::Postgres => "now()",
+    };
+    sql.push_str(&format!(
+        ";\nINSERT INTO {MIGRATIONS_TABLE} (version, applied_at) VALUES ({version}, {now})"
+    ));
+    sql
+}
+
+/// PostgreSQL statements that stop the transaction with [`RowCheck::refusal`] when a row stored at
+/// `version - 1` breaks a row check that `version` adds: the check [`crate::Database::migrate`]
+/// makes before it migrates, for a migration that runs in a script (a restore of an older dump).
+pub fn postgres_refused_row_guards(version: i64) -> Vec<String> {
+    let mut guards = Vec::new();
+    for table in TABLES {
+        for check in table.row_checks.iter().filter(|c| c.since == version) {
+            let query = check.first_refused_row_sql(table, version - 1, Backend::Postgres);
+            let message = check.refusal(table, version, "%").replace('\'', "''");
+            guards.push(format!(
+                "DO $guard$ DECLARE refused bigint; BEGIN refused := ({query}); \
+                 IF refused IS NOT NULL THEN RAISE EXCEPTION '{message}', refused; END IF; \
+                 END $guard$"
+            ));
+        }
+    }
+    guards
+}
+
+/// What schema version `version` changes, table by table, in words for people:
+/// `students gains the columns a, b and the checks c, d`.
+pub fn describe_changes(version: i64) -> Vec<String> {
+    TABLES
+        .iter()
+        .filter_map(|table| {
+            let columns: Vec<&str> = table
+                .columns
+                .iter()
+                .filter(|c| c.since == version)
+                .map(|c| c.name)
+                .collect();
+            let checks: Vec<&str> = table
+                .row_checks
+                .iter()
+                .filter(|c| c.since == version)
+                .map(|c| c.name)
+                .collect();
+            let gains: Vec<String> = [("columns", columns), ("checks", checks)]
+                .into_iter()
+                .filter(|(_, names)| !names.is_empty())
+                .map(|(what, names)| format!("the {what} {}", names.join(", ")))
+                .collect();
+            (!gains.is_empty()).then(|| format!("{} gains {}", table.name, gains.join(" and ")))
+        })
+        .collect()
 }
 
 /// The statements that create every table, key and index of schema version 1 in `dialect`.
@@ -1063,6 +1136,17 @@ mod tests {
                 assert!(!column.unique && column.references.is_none());
             }
         }
+    }
+
+    #[test]
+    fn version_2_is_described_table_by_table() {
+        let bands = "reading_band, listening_band, speaking_band, writing_band, overall_band";
+        let checks = "complete_scales, overall_band_average, scales_agree";
+        let gains = format!("gains the columns {bands} and the checks {checks}");
+        assert_eq!(
+            describe_changes(2),
+            [format!("students {gains}"), format!("grades {gains}")]
+        );
     }
 
     #[test]
