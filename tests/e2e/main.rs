@@ -32,6 +32,7 @@ mod export_import;
 mod foundation;
 mod interface;
 mod list;
+mod old_backups;
 mod prune;
 mod readme;
 mod scripting;
