@@ -372,3 +372,17 @@ fn list_shows_the_schema_version_of_each_file() {
         ]
     );
 }
+
+per_backend!(a_refused_seed_leaves_a_v1_database_at_version_1);
+fn a_refused_seed_leaves_a_v1_database_at_version_1(backend: Backend) {
+    let db = v1_database(backend);
+    let before = db.content_hash();
+    let refused = xtask_on(&db, &["seed", "--students", "5"]);
+    assert_eq!(refused.code, Some(1), "{refused:#?}");
+    assert!(refused.stderr.contains("--force"), "{}", refused.stderr);
+    assert_eq!(
+        db.query_i64("SELECT max(version) FROM schema_migrations"),
+        1
+    );
+    assert_eq!(db.content_hash(), before);
+}

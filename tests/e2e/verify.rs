@@ -86,7 +86,7 @@ type Breakage = dyn Fn(&str);
 #[test]
 fn broken_backups_fail_verification_with_the_reason() {
     let dir = tempfile::tempdir().unwrap();
-    let cases: [(&str, &Breakage, &str); 4] = [
+    let cases: [(&str, &Breakage, &str); 5] = [
         (
             "truncated",
             &|file| {
@@ -99,6 +99,17 @@ fn broken_backups_fail_verification_with_the_reason() {
             "a grade of a missing student",
             &|file| tamper(file, "UPDATE grades SET student_id = 999999 WHERE id = 3"),
             "table grades, row 3 (id 3), column student_id: refers to students id 999999",
+        ),
+        (
+            "a row that breaks a check, written with checks off",
+            &|file| {
+                tamper(
+                    file,
+                    "PRAGMA ignore_check_constraints = ON; UPDATE students SET reading = NULL \
+                     WHERE id = (SELECT min(id) FROM students WHERE reading IS NOT NULL)",
+                )
+            },
+            "breaks the check students_complete_scales",
         ),
         (
             "another schema version",

@@ -341,6 +341,31 @@ impl<'de> serde::de::Visitor<'de> for JsonValueVisitor {
 mod tests {
     use super::*;
 
+    fn header(schema_version: i64) -> Header {
+        Header {
+            format: Some(FORMAT.into()),
+            format_version: Some(FORMAT_VERSION),
+            schema_version: Some(schema_version),
+            row_counts: Some(TABLES.iter().map(|t| (t.name.to_string(), 0)).collect()),
+            ..Header::default()
+        }
+    }
+
+    #[test]
+    fn every_schema_version_up_to_this_one_is_read_and_no_other() {
+        let path = Path::new("x.json");
+        for version in 1..=SCHEMA_VERSION {
+            assert_eq!(header(version).check(path).unwrap(), version);
+        }
+        let newer = header(SCHEMA_VERSION + 1).check(path).unwrap_err();
+        let both = format!(
+            "schema version {}, newer than this tool's {SCHEMA_VERSION}",
+            SCHEMA_VERSION + 1
+        );
+        assert!(newer.to_string().contains(&both), "{newer}");
+        assert!(header(0).check(path).is_err());
+    }
+
     fn encode(value: Value) -> String {
         let mut out = Vec::new();
         write_value(&mut out, &value, &mut String::new()).unwrap();
