@@ -14,7 +14,8 @@ use crate::backend::Backend;
 use crate::counts::RowCounts;
 use crate::libpq::CONNECT_TIMEOUT;
 use crate::schema::{
-    self, ColumnType, Table, MIGRATIONS_TABLE, PRIMARY_KEY, SCHEMA_VERSION, TABLES,
+    self, Column, ColumnType, RowCheck, Table, MIGRATIONS_TABLE, PRIMARY_KEY, SCHEMA_VERSION,
+    TABLES,
 };
 use crate::tls::SslMode;
 use crate::url::{process_environment, redact, DatabaseUrl, UrlError};
@@ -74,6 +75,18 @@ pub enum Error {
         url: String,
         /// The version recorded in the database.
         found: i64,
+    },
+    /// A row stored at an earlier schema version breaks a rule that a migration adds.
+    #[error("{}", check.refusal(table, *version, &id.to_string()))]
+    MigrationRefused {
+        /// The version the migration was to.
+        version: i64,
+        /// The table.
+        table: &'static Table,
+        /// The row's id.
+        id: i64,
+        /// The check that refuses it.
+        check: &'static RowCheck,
     },
     /// A stored value does not have the form its column type demands.
     #[error("{table} row id {id}: column {column} holds {found:?}, which is not a valid {ty:?}")]
@@ -257,22 +270,29 @@ impl Database {
         }
     }
 
-    /// Creates or updates the schema to [`SCHEMA_VERSION`]; returns the versions it applied (none
-    /// when the database was up to date). Each version is applied in its own transaction.
+    /// The database's schema version, if this build knows it: at most [`SCHEMA_VERSION`] (an older
+    /// one is read and written as it is, e.g. exported before it is migrated). Fails when the
+    /// database has no schema, or one of a newer build; `url` names the database in the message.
+    pub fn known_schema_version(&mut self, url: &DatabaseUrl) -> Result<i64> {
+        match self.schema_version()? {
+            None => Err(Error::NoSchema(url.to_string())),
+            Some(found) if found > SCHEMA_VERSION => Err(Error::SchemaVersion {
+                url: url.to_string(),
+                found,
+            }),
+            Some(found) => Ok(found),
+        }
+    }
+
+    /// Creates or updates the schema to [`SCHEMA_VERSION`], all versions in one transaction; returns
+    /// the versions it applied (none when the database was up to date).
     pub fn migrate(&mut self) -> Result<Vec<i64>> {
-        self.migrate_with(|db, version| db.transaction(|db| db.apply_migration(version)))
+        self.transaction(Database::migrate_in_transaction)
     }
 
     /// Like [`Database::migrate`], inside the caller's transaction: a load into an empty database
     /// that fails then leaves it without a schema, exactly as it was.
     pub fn migrate_in_transaction(&mut self) -> Result<Vec<i64>> {
-        self.migrate_with(Database::apply_migration)
-    }
-
-    fn migrate_with(
-        &mut self,
-        apply: impl Fn(&mut Database, i64) -> Result<()>,
-    ) -> Result<Vec<i64>> {
         self.execute_batch(&schema::create_migrations_table(self.backend()))?;
         let current = self.schema_version()?.unwrap_or(0);
         if current > SCHEMA_VERSION {
@@ -283,22 +303,44 @@ impl Database {
         }
         let versions: Vec<i64> = (current + 1..=SCHEMA_VERSION).collect();
         for &version in &versions {
-            apply(self, version)?;
+            self.check_rows_allow(version)?;
+            self.apply_migration(version)?;
         }
         Ok(versions)
     }
 
-    fn apply_migration(&mut self, version: i64) -> Result<()> {
-        let dialect = self.backend();
-        let mut sql = migration(version, dialect).join(";\n");
-        sql.push_str(&format!(
-            ";\nINSERT INTO {MIGRATIONS_TABLE} (version, applied_at) VALUES ({version}, {})",
-            match dialect {
-                Backend::Sqlite => "strftime('%Y-%m-%d %H:%M:%f', 'now')",
-                Backend::Postgres => "now()",
+    /// Fails, naming the row, if a row stored at `version - 1` breaks a row check that `version`
+    /// adds: the database would refuse it midway, with a message that names no row.
+    fn check_rows_allow(&mut self, version: i64) -> Result<()> {
+        for table in TABLES {
+            for check in table.row_checks.iter().filter(|c| c.since == version) {
+                if let Some(id) = self.first_refused_row(table, check, version - 1)? {
+                    return Err(Error::MigrationRefused {
+                        version,
+                        table,
+                        id,
+                        check,
+                    });
+                }
             }
-        ));
-        self.execute_batch(&sql)
+        }
+        Ok(())
+    }
+
+    /// The lowest id of a row of `table` that `check` refuses, the table being stored at schema
+    /// version `stored` (the columns added since read as NULL, as a migration adds them).
+    pub fn first_refused_row(
+        &mut self,
+        table: &'static Table,
+        check: &RowCheck,
+        stored: i64,
+    ) -> Result<Option<i64>> {
+        let sql = check.first_refused_row_sql(table, stored, self.backend());
+        self.query_i64(&sql)
+    }
+
+    fn apply_migration(&mut self, version: i64) -> Result<()> {
+        self.execute_batch(&schema::migration_script(version, self.backend()))
     }
 
     /// The number of rows in each table, in dependency order.
@@ -463,26 +505,29 @@ impl Database {
         })
     }
 
-    /// Calls `each` with every row of `table`, by id ascending, typed as the schema says; rows are
-    /// streamed, never all held in memory. Returns the number of rows.
+    /// Calls `each` with every row of `table`, by id ascending, typed as the schema says: the values
+    /// of the columns the table has at schema version `version` (the database's own), in schema
+    /// order. Rows are streamed, never all held in memory. Returns the number of rows.
     pub fn for_each_row<E: From<Error>>(
         &mut self,
         table: &'static Table,
+        version: i64,
         mut each: impl FnMut(&[Value]) -> Result<(), E>,
     ) -> Result<u64, E> {
         let sql = format!(
             "SELECT {} FROM {} ORDER BY {PRIMARY_KEY}",
-            table.column_list(),
+            table.column_list_at(version),
             table.name
         );
-        let mut values = vec![Value::Null; table.columns.len()];
+        let columns: Vec<&'static Column> = table.columns_at(version).collect();
+        let mut values = vec![Value::Null; columns.len()];
         let mut count = 0;
         match self {
             Database::Sqlite(conn) => {
                 let mut statement = conn.prepare(&sql).map_err(Error::from)?;
                 let mut rows = statement.query([]).map_err(Error::from)?;
                 while let Some(row) = rows.next().map_err(Error::from)? {
-                    for (i, column) in table.columns.iter().enumerate() {
+                    for (i, column) in columns.iter().enumerate() {
                         let raw = row.get_ref(i).map_err(Error::from)?;
                         values[i] = sqlite_value(raw, column.ty).ok_or_else(|| {
                             bad_stored_value(table, &values, column.name, raw, column.ty)
@@ -496,7 +541,7 @@ impl Database {
                 let params: [&(dyn ToSql + Sync); 0] = [];
                 let mut rows = client.query_raw(&sql, params).map_err(Error::from)?;
                 while let Some(row) = rows.next().map_err(Error::from)? {
-                    for (i, column) in table.columns.iter().enumerate() {
+                    for (i, column) in columns.iter().enumerate() {
                         values[i] = postgres_value(&row, i, column.ty).map_err(Error::from)?;
                     }
                     each(&values)?;
@@ -635,15 +680,6 @@ fn open_sqlite(path: &Path, create: Create) -> Result<rusqlite::Connection> {
     Ok(conn)
 }
 
-/// The statements of schema version `version`. Version 1 creates the schema as [`TABLES`] describes
-/// it; later versions will be explicit `ALTER`s kept here.
-fn migration(version: i64, dialect: Backend) -> Vec<String> {
-    match version {
-        1 => schema::create_statements(dialect),
-        _ => unreachable!("no migration to version {version}"),
-    }
-}
-
 fn sqlite_value(raw: ValueRef<'_>, ty: ColumnType) -> Option<Value> {
     Some(match (raw, ty) {
         (ValueRef::Null, _) => Value::Null,
@@ -760,4 +796,136 @@ impl ToSql for Value {
     }
 
     to_sql_checked!();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rusqlite::types::Value as Stored;
+
+    /// A new in-memory SQLite database with schema version 1 and a few rows of every kind: scores,
+    /// no scores, a grade left unfinished.
+    fn sqlite_at_version_1() -> Database {
+        let url = DatabaseUrl::sqlite(":memory:");
+        let mut db = Database::open(&url, Create::IfMissing).unwrap();
+        db.execute_batch(&schema::create_migrations_table(Backend::Sqlite))
+            .unwrap();
+        db.apply_migration(1).unwrap();
+        db.execute_batch(
+            "INSERT INTO users VALUES (1, 'ana', 'ana@x', 'h', 'teacher', 1, '2024-01-01 00:00:00.000000', NULL);
+             INSERT INTO teachers VALUES (1, 1, 'Ana', NULL, NULL, '2024-01-01 00:00:00.000000');
+             INSERT INTO classes VALUES (1, 'T1', 1, 'B2', NULL, NULL, NULL, '2024-01-01 00:00:00.000000');
+             INSERT INTO students VALUES
+               (1, 'Bia', NULL, 1, 20, 21, 22, 23, 86, 'B2', NULL, '2024-01-01 00:00:00.000000', NULL),
+               (2, 'Caio', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, '2024-01-01 00:00:00.000000', NULL);
+             INSERT INTO grades VALUES
+               (1, 1, '2024-02-01', 'placement', 20, 21, 22, 23, 86, 'B2', 50.5, NULL, '2024-02-01 10:00:00.000000'),
+               (2, 1, '2024-03-01', 'mock', NULL, NULL, NULL, NULL, NULL, NULL, NULL, 'unfinished', '2024-03-01 10:00:00.000000');",
+        )
+        .unwrap();
+        db
+    }
+
+    /// Every row of every table, the columns of version 1 only, as SQLite stores them.
+    fn version_1_rows(db: &mut Database) -> Vec<Vec<Stored>> {
+        let Database::Sqlite(conn) = db else {
+            unreachable!()
+        };
+        let mut rows = Vec::new();
+        for table in TABLES {
+            let sql = format!(
+                "SELECT {} FROM {} ORDER BY id",
+                table.column_list_at(1),
+                table.name
+            );
+            let mut statement = conn.prepare(&sql).unwrap();
+            let width = statement.column_count();
+            let read = statement
+                .query_map([], |row| (0..width).map(|i| row.get(i)).collect())
+                .unwrap();
+            rows.extend(read.map(Result::unwrap));
+        }
+        rows
+    }
+
+    #[test]
+    fn migrating_sqlite_from_version_1_keeps_every_row_and_adds_no_bands() {
+        let mut db = sqlite_at_version_1();
+        let before = version_1_rows(&mut db);
+        assert_eq!(db.migrate().unwrap(), vec![2]);
+        assert_eq!(db.schema_version().unwrap(), Some(2));
+        assert_eq!(version_1_rows(&mut db), before);
+        for table in [schema::STUDENTS, schema::GRADES] {
+            let bands = db
+                .query_i64(&format!(
+                    "SELECT count(*) FROM {} WHERE {} IS NOT NULL",
+                    table.name,
+                    schema::SCALES.section_bands.join(" IS NOT NULL OR ")
+                ))
+                .unwrap();
+            assert_eq!(bands, Some(0), "no invented bands in {}", table.name);
+        }
+        let leftovers = db
+            .query_i64("SELECT count(*) FROM sqlite_master WHERE name GLOB '*_v1'")
+            .unwrap();
+        assert_eq!(leftovers, Some(0), "the old tables are gone");
+        for key in schema::keys() {
+            if let schema::Key::Index(..) = key {
+                let sql = format!(
+                    "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name = '{}'",
+                    key.name()
+                );
+                assert_eq!(db.query_i64(&sql).unwrap(), Some(1), "{}", key.name());
+            }
+        }
+        // The rebuilt grades still refer to the rebuilt students, and still cascade.
+        db.execute_batch("DELETE FROM students WHERE id = 1")
+            .unwrap();
+        assert_eq!(
+            db.query_i64("SELECT count(*) FROM grades").unwrap(),
+            Some(0)
+        );
+        assert!(db
+            .execute_batch("INSERT INTO grades (student_id, taken_on, kind, created_at) VALUES (99, '2024-01-01', 'mock', '2024-01-01 00:00:00.000000')")
+            .is_err());
+    }
+
+    #[test]
+    fn a_version_1_row_with_a_partial_scale_stops_the_migration_and_is_named() {
+        let mut db = sqlite_at_version_1();
+        db.execute_batch(
+            "INSERT INTO students (id, name, reading, created_at) VALUES (7, 'Dani', 20, '2024-01-01 00:00:00.000000')",
+        )
+        .unwrap();
+        let before = version_1_rows(&mut db);
+        let error = db.migrate().unwrap_err();
+        assert!(
+            matches!(
+                error,
+                Error::MigrationRefused {
+                    version: 2,
+                    table: schema::STUDENTS,
+                    id: 7,
+                    ..
+                }
+            ),
+            "{error}"
+        );
+        assert!(error.to_string().contains("complete scales"), "{error}");
+        assert_eq!(db.schema_version().unwrap(), Some(1), "nothing changed");
+        assert_eq!(version_1_rows(&mut db), before);
+    }
+
+    #[test]
+    fn a_new_database_goes_through_every_version_in_one_transaction() {
+        let url = DatabaseUrl::sqlite(":memory:");
+        let mut db = Database::open(&url, Create::IfMissing).unwrap();
+        assert_eq!(db.migrate().unwrap(), vec![1, 2]);
+        assert_eq!(db.migrate().unwrap(), Vec::<i64>::new());
+        assert_eq!(
+            db.query_i64("SELECT count(*) FROM schema_migrations")
+                .unwrap(),
+            Some(2)
+        );
+    }
 }

@@ -32,6 +32,7 @@ mod export_import;
 mod foundation;
 mod interface;
 mod list;
+mod old_backups;
 mod prune;
 mod readme;
 mod scripting;
@@ -40,6 +41,33 @@ mod tls;
 mod verify;
 
 use testkit::{run_xtask, Outcome, TestDb};
+
+/// An export's text with the fields that differ between two exports of the same data replaced.
+pub fn without_time_and_source(export: &str) -> String {
+    let mut lines: Vec<&str> = export.lines().collect();
+    assert!(lines[1].starts_with(" \"exported_at\": \""), "{}", lines[1]);
+    lines[1] = " \"exported_at\": \"[exported_at]\", \"source\": [source],";
+    lines.join("\n")
+}
+
+/// A schema version newer than this build's, which every file and database of it is refused for.
+pub const NEWER_VERSION: i64 = app::SCHEMA_VERSION + 1;
+
+/// The words that refuse a newer schema version, naming both versions.
+pub fn newer_version_refusal() -> String {
+    format!(
+        "schema version {NEWER_VERSION}, newer than this tool's {}",
+        app::SCHEMA_VERSION
+    )
+}
+
+/// The SQL that makes a database look migrated by a newer build.
+pub fn record_newer_version() -> String {
+    format!(
+        "INSERT INTO schema_migrations (version, applied_at) \
+         VALUES ({NEWER_VERSION}, '2027-01-01 00:00:00.000000')"
+    )
+}
 
 /// Runs `cargo xtask ARGS` (the built binary) with no `DATABASE_URL` and no terminal.
 pub fn xtask(args: &[&str]) -> Outcome {

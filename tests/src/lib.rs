@@ -496,9 +496,11 @@ impl TestDb {
             DatabaseUrl::Sqlite(path) => rusqlite::Connection::open(path)
                 .and_then(|c| c.execute_batch(sql))
                 .map_err(|e| e.to_string()),
-            DatabaseUrl::Postgres(_) => connect(&self.url)
-                .batch_execute(sql)
-                .map_err(|e| e.to_string()),
+            // The driver's own text is only "db error": the server's message says what was refused.
+            DatabaseUrl::Postgres(_) => connect(&self.url).batch_execute(sql).map_err(|e| {
+                e.as_db_error()
+                    .map_or_else(|| e.to_string(), |db| db.message().to_string())
+            }),
         }
     }
 

@@ -12,12 +12,20 @@ pub struct ReplaceOptions {
     /// Replace the data without asking (required without a terminal)
     #[arg(long)]
     pub yes: bool,
-    /// Do not first save the current data to backups/ (toefl_pre_import_* or toefl_pre_restore_*)
+    #[command(flatten)]
+    pub safety: SafetyOptions,
+}
+
+/// The option of the commands that save a database's data before they change it (import, restore,
+/// migrate).
+#[derive(clap::Args)]
+pub struct SafetyOptions {
+    /// Do not first save the current data to a safety copy in backups/ (toefl_pre_<command>_*)
     #[arg(long)]
     pub no_safety_backup: bool,
 }
 
-impl ReplaceOptions {
+impl SafetyOptions {
     /// Saves what `db` (the database at `url`) holds as a new file of `series` before it is replaced,
     /// unless `--no-safety-backup`, and tells where it went at once: the user must know even if the
     /// replacement then fails. Returns the copy's path, for the JSON line.

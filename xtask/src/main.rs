@@ -48,8 +48,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Create or update the schema on the database
-    Migrate,
+    /// Create or update the schema on the database (after saving its data, if it has any)
+    Migrate(migrate::MigrateArgs),
     /// Fill the database with deterministic demo data (refuses a database that has students)
     Seed(seed::SeedArgs),
     /// Write every row of every table to a JSON file that either backend can import
@@ -90,7 +90,7 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<()> {
     let url = || workspace::database_url(cli.database_url.as_deref());
     let report = match cli.command {
-        Command::Migrate => migrate::run(&url()?),
+        Command::Migrate(args) => migrate::run(&url()?, &args),
         Command::Seed(args) => seed::run(&url()?, &args),
         Command::Export(args) => export::run(&url()?, &args),
         Command::Import(args) => import::run(&url()?, &args),

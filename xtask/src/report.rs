@@ -5,7 +5,7 @@ use std::io;
 use std::path::Path;
 use std::time::Instant;
 
-use app::{Backend, RowCounts};
+use app::{Backend, RowCounts, SCHEMA_VERSION};
 use serde_json::{json, Map, Value};
 
 use crate::engine::archive::kind::BackupKind;
@@ -106,6 +106,15 @@ fn print_line(out: &mut impl io::Write, line: &str) {
     if written.is_err_and(|e| e.kind() != io::ErrorKind::BrokenPipe) {
         // Nowhere left to say it: the exit code still does.
         std::process::exit(1);
+    }
+}
+
+/// ` (schema version 1, brought forward to 2)` after a file of an earlier schema version; nothing
+/// after one of the current version.
+pub fn brought_forward(schema_version: i64) -> String {
+    match schema_version {
+        SCHEMA_VERSION => String::new(),
+        old => format!(" (schema version {old}, brought forward to {SCHEMA_VERSION})"),
     }
 }
 

@@ -26,7 +26,8 @@ pub struct BackupArgs {
 pub fn run(url: &DatabaseUrl, args: &BackupArgs) -> anyhow::Result<Report> {
     let mut report = Report::start("backup");
     let mut db = Database::open(url, Create::No)?;
-    db.check_schema_version(url)?;
+    // A database of an earlier schema version is backed up as it is, before its migration.
+    db.known_schema_version(url)?;
     let path = match &args.file {
         Some(path) => path.clone(),
         None => Series::Backup.new_path(native::extension(url.backend()))?,

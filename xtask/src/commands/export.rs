@@ -1,5 +1,6 @@
 //! `cargo xtask export`: every row of every table, from one consistent snapshot, to a JSON file in the
-//! universal format, streamed so that memory stays flat.
+//! universal format, streamed so that memory stays flat. A database of an earlier schema version is
+//! exported as it is (the export before a deploy runs before its migration).
 
 use std::path::PathBuf;
 
@@ -31,7 +32,7 @@ pub struct ExportArgs {
 pub fn run(url: &DatabaseUrl, args: &ExportArgs) -> anyhow::Result<Report> {
     let mut report = Report::start("export");
     let mut db = Database::open(url, Create::No)?;
-    db.check_schema_version(url)?;
+    let schema_version = db.known_schema_version(url)?;
     let (path, compression) = match &args.file {
         Some(path) => match (Compression::for_name(path), args.compress) {
             (Compression::None, true) => anyhow::bail!(
@@ -62,6 +63,7 @@ pub fn run(url: &DatabaseUrl, args: &ExportArgs) -> anyhow::Result<Report> {
         .say(line)
         .backup_file(&path, BackupKind::Json, url.backend().as_str(), size)
         .field("compression", compression.as_str())
+        .field("schema_version", schema_version)
         .rows(&counts);
     Ok(report)
 }

@@ -1,6 +1,7 @@
 //! `cargo xtask import`: replaces all the data of a database with an export file's, in one
 //! transaction that checks every value, count, unique key and reference, streaming the file so that
-//! memory stays flat. The header is checked before the target is touched (or the user asked).
+//! memory stays flat. The header is checked before the target is touched (or the user asked). A file
+//! of an earlier schema version is brought forward to the current one as it is loaded.
 
 use std::path::{Path, PathBuf};
 
@@ -13,7 +14,7 @@ use crate::engine::archive::series::Series;
 use crate::engine::json::header::read_header;
 use crate::engine::json::loader::replace_data;
 use crate::flags::ReplaceOptions;
-use crate::report::Report;
+use crate::report::{brought_forward, Report};
 
 /// Options of `cargo xtask import`.
 #[derive(clap::Args)]
@@ -30,7 +31,7 @@ pub fn run(url: &DatabaseUrl, args: &ImportArgs) -> anyhow::Result<Report> {
     let mut report = Report::start("import");
     let path = &args.file;
     let header = read_header(path)?;
-    header.check(path)?;
+    let schema_version = header.check(path)?;
     let action = format!("the import of {}", path.display());
     let created = url
         .sqlite_path()
@@ -39,8 +40,9 @@ pub fn run(url: &DatabaseUrl, args: &ImportArgs) -> anyhow::Result<Report> {
     let mut db = open_confirmed_target(url, &action, args.replace.yes)?;
     let safety_copy =
         args.replace
+            .safety
             .save_current_data(url, &mut db, Series::PreImport, &mut report)?;
-    let counts = match replace_data(&mut db, url, path, &header) {
+    let counts = match replace_data(&mut db, url, path, &header, schema_version) {
         Ok(counts) => counts,
         Err(error) => {
             // A SQLite file that this import created goes too: the target is exactly as before.
@@ -56,8 +58,9 @@ pub fn run(url: &DatabaseUrl, args: &ImportArgs) -> anyhow::Result<Report> {
         }
     };
     let line = format!(
-        "imported {} into {url}: {counts} in {:.2} s",
+        "imported {}{} into {url}: {counts} in {:.2} s",
         path.display(),
+        brought_forward(schema_version),
         report.seconds()
     );
     report
@@ -69,6 +72,7 @@ pub fn run(url: &DatabaseUrl, args: &ImportArgs) -> anyhow::Result<Report> {
             file_size(path)?,
         )
         .field("safety_backup", safety_copy)
+        .field("schema_version", schema_version)
         .rows(&counts);
     Ok(report)
 }

@@ -19,8 +19,10 @@ use crate::report::{human_size, Report};
 #[derive(clap::Args)]
 #[command(
     after_help = "Only files named by this tool (toefl_backup_*, toefl_export_*, \
-toefl_pre_import_*, toefl_pre_restore_*) whose content is a backup or export are listed. Rows of \
-a PostgreSQL dump are not known without restoring it (`cargo xtask verify` does that)."
+toefl_pre_import_*, toefl_pre_restore_*, toefl_pre_migrate_*) whose content is a backup or export \
+are listed. SCHEMA is the schema version of the file's data: older ones restore and import too, \
+brought forward. Rows of a PostgreSQL dump are not known without restoring it (`cargo xtask \
+verify` does that)."
 )]
 pub struct ListArgs {
     /// The directory to list [default: the workspace's backups/]

@@ -1,7 +1,7 @@
 //! `cargo xtask prune`: retention in the style of restic's `forget`.
 //!
 //! Only files whose names this tool gives (`toefl_backup_*`, `toefl_export_*`, `toefl_pre_import_*`,
-//! `toefl_pre_restore_*`, each with its UTC timestamp) are considered; each of these series is pruned
+//! `toefl_pre_restore_*`, `toefl_pre_migrate_*`, each with its UTC timestamp) are considered; each of these series is pruned
 //! on its own, so native backups never push out exports. A file is kept when any rule keeps it, and
 //! the newest file of each series is always kept.
 
@@ -19,7 +19,8 @@ use crate::report::Report;
 #[command(
     after_help = "Rules work as restic's `forget` does: --keep-daily 7 keeps the newest file \
 of each of the last 7 days that have files, and so on. A file is kept when any rule keeps it; the \
-newest file of each series (backups, exports, pre-import and pre-restore safety copies) is always \
+newest file of each series (backups, exports, pre-import, pre-restore and pre-migrate safety \
+copies) is always \
 kept. At least one rule is needed; any one will do. Files whose names this tool did not give are \
 never touched."
 )]

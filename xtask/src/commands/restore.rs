@@ -1,7 +1,8 @@
 //! `cargo xtask restore`: puts a native backup back, all or nothing. The file is known by its
 //! content and checked whole before anything changes; the user confirms; the current data is saved
 //! first; then the target is replaced in one step (SQLite's backup API) or one transaction
-//! (`pg_restore --single-transaction`).
+//! (`pg_restore --single-transaction`). A backup of an earlier schema version is brought forward to
+//! the current one within that step or transaction.
 
 use std::path::PathBuf;
 
@@ -13,7 +14,7 @@ use crate::engine::archive::kind::{identify, BackupKind};
 use crate::engine::archive::series::Series;
 use crate::engine::native;
 use crate::flags::ReplaceOptions;
-use crate::report::Report;
+use crate::report::{brought_forward, Report};
 
 /// Options of `cargo xtask restore`.
 #[derive(clap::Args)]
@@ -34,17 +35,20 @@ pub fn run(url: &DatabaseUrl, args: &RestoreArgs) -> anyhow::Result<Report> {
     kind.require_native_for(path, url.backend())?;
     // The whole file is checked before the target is even opened.
     let backup = native::check_backup(path, &kind)?;
+    let schema_version = backup.schema_version;
     let action = format!("restoring {}", path.display());
     let mut db = open_confirmed_target(url, &action, args.replace.yes)?;
     let safety_copy =
         args.replace
+            .safety
             .save_current_data(url, &mut db, Series::PreRestore, &mut report)?;
     native::restore(backup, path, url, &mut db)?;
     db.check_schema_version(url)?;
     let counts = db.row_counts()?;
     let line = format!(
-        "restored {} onto {url} in {:.2} s; rows: {counts}",
+        "restored {}{} onto {url} in {:.2} s; rows: {counts}",
         path.display(),
+        brought_forward(schema_version),
         report.seconds(),
     );
     report
@@ -56,6 +60,7 @@ pub fn run(url: &DatabaseUrl, args: &RestoreArgs) -> anyhow::Result<Report> {
             file_size(path)?,
         )
         .field("safety_backup", safety_copy)
+        .field("schema_version", schema_version)
         .rows(&counts);
     Ok(report)
 }

@@ -1,6 +1,8 @@
 //! `cargo xtask verify FILE`: proves that a backup can be restored, by restoring it into a scratch
 //! database (a temporary SQLite file, or a temporary PostgreSQL database created and dropped on the
-//! target's server) and checking integrity, schema version, keys, references and row counts there.
+//! target's server) and checking integrity, schema version, keys, references, row checks and row
+//! counts there. A file of an earlier schema version is brought forward, as restore and import do,
+//! and checked at the current version.
 
 use std::path::{Path, PathBuf};
 
@@ -55,12 +57,17 @@ pub fn run(
         }
     };
     let restored = restore_and_check(path, &kind, &scratch).map_err(|e| failed(path, e))?;
+    let restored_as = match restored.schema_version {
+        SCHEMA_VERSION => "restored".to_string(),
+        _ => format!("restored and brought forward to schema version {SCHEMA_VERSION}"),
+    };
     let line = format!(
-        "{} is a good {} backup of a {} database: restored into a scratch {} database, it has \
-         schema version {SCHEMA_VERSION}, and its row counts, keys and references hold; rows: {}",
+        "{} is a good {} backup of a {} database at schema version {}: {restored_as} in a scratch \
+         {} database, its row counts, keys, references and row checks hold; rows: {}",
         path.display(),
         restored.kind.as_str(),
         restored.backend,
+        restored.schema_version,
         scratch.url.backend(),
         restored.counts
     );
@@ -68,6 +75,7 @@ pub fn run(
         .say(line)
         .backup_file(path, restored.kind, &restored.backend, file_size(path)?)
         .field("verified", true)
+        .field("schema_version", restored.schema_version)
         .field("scratch", scratch.url.to_string())
         .rows(&restored.counts);
     Ok(report)
@@ -78,6 +86,8 @@ struct Restored {
     kind: BackupKind,
     /// The backend the data came from.
     backend: String,
+    /// The schema version of the file's data.
+    schema_version: i64,
     counts: RowCounts,
 }
 
@@ -88,22 +98,26 @@ fn failed(path: &Path, error: anyhow::Error) -> anyhow::Error {
 /// Restores the file into the scratch database and checks it there.
 fn restore_and_check(path: &Path, kind: &FileKind, scratch: &Scratch) -> anyhow::Result<Restored> {
     let mut db = scratch.open()?;
-    let (kind, backend) = match kind.backend() {
-        // The load checks every value, the row counts against the header, keys and references.
+    let (kind, backend, schema_version) = match kind.backend() {
+        // The load checks every value and row, the row counts against the header, keys and
+        // references.
         None => {
             let (header, _) = load_into_empty(&mut db, &scratch.url, path)?;
             let source = header.source_backend().unwrap_or("unknown");
-            (BackupKind::Json, source.to_string())
+            let version = header.schema_version.unwrap_or(SCHEMA_VERSION);
+            (BackupKind::Json, source.to_string(), version)
         }
         Some(backend) => {
             let backup = native::check_backup(path, kind)?;
+            let version = backup.schema_version;
             native::restore(backup, path, &scratch.url, &mut db)?;
-            (BackupKind::Native, backend.to_string())
+            (BackupKind::Native, backend.to_string(), version)
         }
     };
     Ok(Restored {
         kind,
         backend,
+        schema_version,
         counts: check_restored(&mut db, &scratch.url)?,
     })
 }

@@ -2,13 +2,26 @@
 //! row is named: `table T, row N (id I), column C: ...`.
 
 use app::schema::PRIMARY_KEY;
-use app::{Database, DatabaseUrl, RowCounts, Table, TABLES};
+use app::{Database, DatabaseUrl, RowCounts, Table, SCHEMA_VERSION, TABLES};
 
-/// Checks a restored or loaded database: its schema version, every unique key and every reference.
+/// Checks a restored or loaded database: its schema version, every unique key, every reference and
+/// every row check (a SQLite file's pages are restored as they are, never checked again by SQLite).
 /// Returns its row counts.
 pub fn check_restored(db: &mut Database, url: &DatabaseUrl) -> anyhow::Result<RowCounts> {
     db.check_schema_version(url)?;
     find_broken_row(db)?;
+    for table in TABLES {
+        for check in table.row_checks {
+            if let Some(id) = db.first_refused_row(table, check, SCHEMA_VERSION)? {
+                anyhow::bail!(
+                    "{}: breaks the check {}: {}",
+                    place_of(db, table, id, None)?,
+                    check.constraint_name(table),
+                    check.description()
+                );
+            }
+        }
+    }
     Ok(db.row_counts()?)
 }
 
@@ -32,7 +45,7 @@ fn check_references(db: &mut Database, table: &'static Table) -> anyhow::Result<
         .map_or("?", |fk| fk.table);
     anyhow::bail!(
         "{}: refers to {parent} id {missing}, which does not exist",
-        place_of(db, table, id, column)?
+        place_of(db, table, id, Some(column))?
     )
 }
 
@@ -44,12 +57,18 @@ fn check_unique(db: &mut Database, table: &'static Table) -> anyhow::Result<()> 
     };
     anyhow::bail!(
         "{}: the same value as the row with id {first}, but {column} must be unique",
-        place_of(db, table, id, column)?
+        place_of(db, table, id, Some(column))?
     )
 }
 
-/// `table T, row N (id I), column C` for a row in the database.
-fn place_of(db: &mut Database, table: &Table, id: i64, column: &str) -> anyhow::Result<String> {
+/// `table T, row N (id I), column C` for a row in the database (without the column when the whole
+/// row is at fault).
+fn place_of(
+    db: &mut Database,
+    table: &Table,
+    id: i64,
+    column: Option<&str>,
+) -> anyhow::Result<String> {
     // Rows are read and written by ascending id, so the row's position is the number of ids up to
     // its own.
     let position = db
@@ -58,8 +77,9 @@ fn place_of(db: &mut Database, table: &Table, id: i64, column: &str) -> anyhow::
             table.name
         ))?
         .unwrap_or(0);
+    let column = column.map_or(String::new(), |c| format!(", column {c}"));
     Ok(format!(
-        "table {}, row {position} (id {id}), column {column}",
+        "table {}, row {position} (id {id}){column}",
         table.name
     ))
 }

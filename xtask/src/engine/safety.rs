@@ -1,5 +1,6 @@
-//! The safety copy: what a database holds, saved to `backups/` before a command replaces it, so that
-//! replacing the wrong data never loses anything. Restoring (or importing) the copy undoes the change.
+//! The safety copy: what a database holds, saved to `backups/` before a command replaces or migrates
+//! it, so that replacing the wrong data never loses anything. Restoring (or importing) the copy undoes
+//! the change; a JSON copy holds the data at the database's own schema version.
 
 use std::path::PathBuf;
 
@@ -22,7 +23,7 @@ pub struct SafetyCopy {
 }
 
 /// Saves what `db` (the database at `url`) holds now as a new file of `series`: a native backup
-/// before a restore, a JSON export otherwise. Returns `None` when the database holds no data.
+/// before a restore, a JSON export (at the database's schema version) otherwise. Returns `None` when the database holds no data.
 pub fn save_current_data(
     url: &DatabaseUrl,
     db: &mut Database,

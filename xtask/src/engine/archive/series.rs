@@ -18,14 +18,17 @@ pub enum Series {
     PreImport,
     /// The safety backup `cargo xtask restore` takes of the target first.
     PreRestore,
+    /// The safety export `cargo xtask migrate` takes of a database with data first.
+    PreMigrate,
 }
 
 impl Series {
-    const ALL: [Series; 4] = [
+    const ALL: [Series; 5] = [
         Series::Backup,
         Series::Export,
         Series::PreImport,
         Series::PreRestore,
+        Series::PreMigrate,
     ];
 
     /// A new file of this series in `backups/`: `{prefix}_YYYYMMDD_HHMMSS.{extension}`, the time in
@@ -51,6 +54,7 @@ impl Series {
             Series::Export => "toefl_export",
             Series::PreImport => "toefl_pre_import",
             Series::PreRestore => "toefl_pre_restore",
+            Series::PreMigrate => "toefl_pre_migrate",
         }
     }
 }
@@ -117,6 +121,7 @@ mod tests {
             ("toefl_export_20260131_235959.json.zst", Series::Export),
             ("toefl_pre_import_20260101_000000.json", Series::PreImport),
             ("toefl_pre_restore_20260101_000000.dump", Series::PreRestore),
+            ("toefl_pre_migrate_20260101_000000.json", Series::PreMigrate),
             ("toefl_export_20260101_000000-2.json", Series::Export),
         ];
         for (name, series) in ours {

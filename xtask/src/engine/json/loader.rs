@@ -1,11 +1,16 @@
 //! Loads an export into a database in one transaction, streaming the file row by row: every value is
-//! checked against its column as it is read, then the row counts against the header, then every
-//! unique key and reference. The header is read (and checked) separately, by [`super::header`].
+//! checked against its column and every row against its table's row checks as it is read, then the
+//! row counts against the header, then every unique key and reference. The header is read (and
+//! checked) separately, by [`super::header`].
+//!
+//! A file of an earlier schema version is brought forward as it is loaded, exactly as `migrate`
+//! brings a database of that version forward: its rows have that version's columns, the columns
+//! added since are NULL, and every check of the current version applies.
 
 use std::fmt;
 use std::path::Path;
 
-use app::schema::PRIMARY_KEY;
+use app::schema::{RowChecker, PRIMARY_KEY};
 use app::{Backend, Database, DatabaseUrl, RowCounts, RowWriter, Table, Value, TABLES};
 use serde::de::{
     self, DeserializeSeed, Deserializer as _, IgnoredAny, MapAccess, SeqAccess, Visitor,
@@ -18,13 +23,15 @@ use crate::engine::checks::find_broken_row;
 use crate::progress::Progress;
 
 /// Replaces all the data of `db` with the rows of the export at `path` (whose `header` was read and
-/// checked), in one transaction; a database without a schema gets it in the same transaction, so
-/// that a failed load leaves it exactly as empty as it was. Returns the rows per table.
+/// checked, and says the rows are of `schema_version`), in one transaction; a database without a
+/// schema gets it in the same transaction, so that a failed load leaves it exactly as empty as it
+/// was. Returns the rows per table.
 pub fn replace_data(
     db: &mut Database,
     url: &DatabaseUrl,
     path: &Path,
     header: &Header,
+    schema_version: i64,
 ) -> anyhow::Result<RowCounts> {
     let has_schema = db.schema_version()?.is_some();
     if has_schema {
@@ -34,7 +41,7 @@ pub fn replace_data(
         if !has_schema {
             db.migrate_in_transaction()?;
         }
-        load(db, path, header)
+        load(db, path, header, schema_version)
     })
 }
 
@@ -46,17 +53,24 @@ pub fn load_into_empty(
     path: &Path,
 ) -> anyhow::Result<(Header, RowCounts)> {
     let header = read_header(path)?;
-    header.check(path)?;
-    let counts = replace_data(db, url, path, &header)?;
+    let schema_version = header.check(path)?;
+    let counts = replace_data(db, url, path, &header, schema_version)?;
     Ok((header, counts))
 }
 
-/// Deletes every row of `db` and writes the file's rows instead, checking every value, the row
-/// counts and every reference; call inside a transaction. Returns the rows per table.
-fn load(db: &mut Database, path: &Path, header: &Header) -> anyhow::Result<RowCounts> {
+/// Deletes every row of `db` and writes the file's rows (of `schema_version`) instead, checking
+/// every value, row, the row counts and every reference; call inside a transaction. Returns the rows
+/// per table.
+fn load(
+    db: &mut Database,
+    path: &Path,
+    header: &Header,
+    schema_version: i64,
+) -> anyhow::Result<RowCounts> {
     db.start_bulk_load()?;
     let mut loader = Loader {
         postgres: db.backend() == Backend::Postgres,
+        schema_version,
         db,
         next_table: 0,
         counts: vec![0; TABLES.len()],
@@ -141,6 +155,8 @@ struct Loader<'db> {
     db: &'db mut Database,
     /// PostgreSQL cannot store NUL characters in text.
     postgres: bool,
+    /// The schema version of the file's rows.
+    schema_version: i64,
     /// The position in [`TABLES`] that the next table of the file may not precede.
     next_table: usize,
     /// The rows written to each table of [`TABLES`].
@@ -234,6 +250,8 @@ impl<'de> Visitor<'de> for TablesSeed<'_, '_> {
             let mut writer = loader.db.insert_rows(table).map_err(de::Error::custom)?;
             loader.counts[index] = map.next_value_seed(RowsSeed {
                 table,
+                schema_version: loader.schema_version,
+                checker: RowChecker::new(table),
                 writer: &mut writer,
                 postgres: loader.postgres,
                 place: &mut loader.place,
@@ -252,6 +270,9 @@ impl<'de> Visitor<'de> for TablesSeed<'_, '_> {
 /// One table's array of rows; gives the number of rows written.
 struct RowsSeed<'a, 'w> {
     table: &'static Table,
+    /// The schema version of the file's rows.
+    schema_version: i64,
+    checker: RowChecker,
     writer: &'a mut RowWriter<'w>,
     postgres: bool,
     place: &'a mut Place,
@@ -274,6 +295,7 @@ impl<'de> Visitor<'de> for RowsSeed<'_, '_> {
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<u64, A::Error> {
+        // The columns added after the file's schema version are never read, so they stay NULL.
         let mut values = vec![Value::Null; self.table.columns.len()];
         let mut previous_id = None;
         let mut written = 0;
@@ -282,6 +304,7 @@ impl<'de> Visitor<'de> for RowsSeed<'_, '_> {
             self.place.id = None;
             let row = RowSeed {
                 table: self.table,
+                schema_version: self.schema_version,
                 values: &mut values,
                 postgres: self.postgres,
                 place: &mut *self.place,
@@ -295,6 +318,13 @@ impl<'de> Visitor<'de> for RowsSeed<'_, '_> {
                 )));
             }
             previous_id = Some(id);
+            if let Some(check) = self.checker.first_broken(&values) {
+                return Err(de::Error::custom(format!(
+                    "the row breaks the check {}: {}",
+                    check.constraint_name(self.table),
+                    check.description()
+                )));
+            }
             self.writer.write(&values).map_err(de::Error::custom)?;
             self.progress.add(1);
             written += 1;
@@ -306,6 +336,8 @@ impl<'de> Visitor<'de> for RowsSeed<'_, '_> {
 /// One row object, converted into `values` in schema column order; gives the row's id.
 struct RowSeed<'a> {
     table: &'static Table,
+    /// The schema version of the row: it has that version's columns.
+    schema_version: i64,
     values: &'a mut [Value],
     postgres: bool,
     place: &'a mut Place,
@@ -332,7 +364,8 @@ impl<'de> Visitor<'de> for RowSeed<'_> {
         loop {
             // A bad key is not in the column before it.
             self.place.column = None;
-            let Some(index) = map.next_key_seed(ColumnName(self.table))? else {
+            let Some(index) = map.next_key_seed(ColumnName(self.table, self.schema_version))?
+            else {
                 break;
             };
             let column = &columns[index];
@@ -347,7 +380,8 @@ impl<'de> Visitor<'de> for RowSeed<'_> {
             }
             self.values[index] = value;
         }
-        if let Some(missing) = seen.iter().position(|seen| !seen) {
+        let expected = |i: &usize| columns[*i].since <= self.schema_version;
+        if let Some(missing) = (0..columns.len()).filter(expected).find(|i| !seen[*i]) {
             self.place.column = Some(columns[missing].name);
             return Err(de::Error::custom("the column is missing from the row"));
         }
@@ -356,8 +390,9 @@ impl<'de> Visitor<'de> for RowSeed<'_> {
     }
 }
 
-/// A key of a row object: the position of the column it names.
-struct ColumnName(&'static Table);
+/// A key of a row object: the position of the column it names, which the table has at the schema
+/// version.
+struct ColumnName(&'static Table, i64);
 
 impl<'de> DeserializeSeed<'de> for ColumnName {
     type Value = usize;
@@ -375,13 +410,17 @@ impl<'de> Visitor<'de> for ColumnName {
     }
 
     fn visit_str<E: de::Error>(self, name: &str) -> Result<usize, E> {
-        self.0.column_index(name).ok_or_else(|| {
-            E::custom(format!(
-                "unknown column {name:?}: {} has the columns {}",
-                self.0.name,
-                self.0.column_list()
-            ))
-        })
+        let ColumnName(table, version) = self;
+        let index = table.column_index(name);
+        index
+            .filter(|i| table.columns[*i].since <= version)
+            .ok_or_else(|| {
+                E::custom(format!(
+                    "unknown column {name:?}: at schema version {version}, {} has the columns {}",
+                    table.name,
+                    table.column_list_at(version)
+                ))
+            })
     }
 }
 

@@ -1,10 +1,11 @@
-//! Writes every table, from one read snapshot, as an export in the [`super::format`].
+//! Writes every table, from one read snapshot, as an export in the [`super::format`], at the
+//! database's own schema version (an older database is exported as it is, before a migration).
 
 use std::io::Write;
 use std::path::Path;
 
 use anyhow::Context as _;
-use app::{Database, RowCounts};
+use app::{Database, RowCounts, SCHEMA_VERSION};
 
 use super::format::{write_header, RowEncoder};
 use crate::engine::archive::compression::{CompressedWriter, Compression};
@@ -21,10 +22,14 @@ pub fn export_to_file(
 ) -> anyhow::Result<(RowCounts, u64)> {
     let mut file = NewFile::create(path, force)?;
     let counts = db.read_snapshot(|db| {
+        let schema_version = db
+            .schema_version()?
+            .filter(|v| (1..=SCHEMA_VERSION).contains(v))
+            .context("the database has no schema version this tool knows")?;
         // The counts go in the header, before the rows: they come from the same snapshot.
         let counts = db.row_counts()?;
         let mut out = CompressedWriter::new(file.file(), compression)?;
-        write_tables(db, &counts, &mut out)?;
+        write_tables(db, schema_version, &counts, &mut out)?;
         out.finish()?;
         Ok::<_, anyhow::Error>(counts)
     })?;
@@ -32,15 +37,20 @@ pub fn export_to_file(
     Ok((counts, size))
 }
 
-fn write_tables(db: &mut Database, counts: &RowCounts, out: &mut impl Write) -> anyhow::Result<()> {
-    write_header(out, db.backend(), counts)?;
+fn write_tables(
+    db: &mut Database,
+    schema_version: i64,
+    counts: &RowCounts,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    write_header(out, db.backend(), schema_version, counts)?;
     let mut progress = Progress::new("exporting", Some(counts.total()));
     for (position, (table, expected)) in counts.iter().enumerate() {
         let comma = if position == 0 { "" } else { "," };
         write!(out, "{comma}\n  \"{}\": [", table.name)?;
-        let mut encoder = RowEncoder::new(table);
+        let mut encoder = RowEncoder::new(table, schema_version);
         let mut written = 0u64;
-        db.for_each_row(table, |row| {
+        db.for_each_row(table, schema_version, |row| {
             out.write_all(if written == 0 { b"\n   " } else { b",\n   " })?;
             encoder
                 .write_row(out, row)
