@@ -26,75 +26,36 @@ pub const AGE_EXTENSION: &str = "age";
 /// The environment variable that holds the recipients when no option names them.
 pub const RECIPIENTS_ENV: &str = "TOEFL_BACKUP_RECIPIENTS";
 
+/// The extension of a new file: `extension`, with `.age` after it when it is encrypted.
+pub fn extension(extension: &str, recipients: Option<&Recipients>) -> String {
+    match recipients {
+        Some(_) => format!("{extension}.{AGE_EXTENSION}"),
+        None => extension.to_string(),
+    }
+}
+
+/// Refuses (as a usage error) a file name given for a new file that says the opposite of what it
+/// will hold: an encrypted file's name ends in `.age`, and only an encrypted file's does.
+pub fn check_name(path: &Path, recipients: Option<&Recipients>) -> anyhow::Result<()> {
+    let shown = path.display();
+    let named_encrypted = path.extension() == Some(OsStr::new(AGE_EXTENSION));
+    let message = match (recipients, named_encrypted) {
+        (Some(_), false) => format!(
+            "{shown} would be encrypted, and an encrypted file's name ends in .{AGE_EXTENSION}: \
+             name it {shown}.{AGE_EXTENSION}"
+        ),
+        (None, true) => format!(
+            "{shown} ends in .{AGE_EXTENSION}, but there is no recipient to encrypt it to: pass \
+             --recipient or --recipients-file, or set {RECIPIENTS_ENV}"
+        ),
+        _ => return Ok(()),
+    };
+    Err(crate::exit::Exit::Usage(message).into())
+}
+
 /// Whether a file starting with `head` is an age file.
 pub fn is_encrypted(head: &[u8]) -> bool {
     head.starts_with(AGE_MAGIC)
-}
-
-/// The options that make a command encrypt what it writes.
-#[derive(clap::Args, Debug, Default, Clone)]
-pub struct RecipientOptions {
-    /// Encrypt to this age public key (age1..., as age-keygen prints it); repeatable. Without this
-    /// option and --recipients-file, the keys in TOEFL_BACKUP_RECIPIENTS (separated by commas or
-    /// whitespace), if set. Encrypted files' names end in .age
-    #[arg(long = "recipient", value_name = "AGE_PUBLIC_KEY")]
-    recipients: Vec<String>,
-    /// Encrypt to every public key in FILE (one a line; blank lines and # comments are skipped),
-    /// as `age -R`; repeatable
-    #[arg(long = "recipients-file", value_name = "FILE")]
-    recipients_files: Vec<PathBuf>,
-}
-
-impl RecipientOptions {
-    /// The recipients asked for (by the options, else by `TOEFL_BACKUP_RECIPIENTS`), `None` when
-    /// none are: files are then written in plaintext. A key that is not an age public key, a file
-    /// that cannot be read or holds none, or a variable set to nothing is a usage error.
-    pub fn recipients(&self) -> anyhow::Result<Option<Recipients>> {
-        self.resolve(std::env::var_os(RECIPIENTS_ENV).as_deref())
-            .map_err(|message| crate::exit::Exit::Usage(message).into())
-    }
-
-    /// [`RecipientOptions::recipients`] with the environment variable's value given.
-    fn resolve(&self, env: Option<&OsStr>) -> Result<Option<Recipients>, String> {
-        let mut keys = Vec::new();
-        for given in &self.recipients {
-            keys.push(
-                parse_recipient(given)
-                    .map_err(|why| format!("--recipient {} {why}", shown_key(given)))?,
-            );
-        }
-        for path in &self.recipients_files {
-            keys.extend(read_recipients_file(path)?);
-        }
-        if !keys.is_empty() {
-            return Ok(Some(Recipients(keys)));
-        }
-        let Some(env) = env else {
-            return Ok(None);
-        };
-        let text = env
-            .to_str()
-            .ok_or_else(|| format!("{RECIPIENTS_ENV} is not valid UTF-8"))?;
-        let given: Vec<&str> = text
-            .split(|c: char| c == ',' || c.is_whitespace())
-            .filter(|key| !key.is_empty())
-            .collect();
-        if given.is_empty() {
-            // An empty secret in CI must not silently turn encryption off.
-            return Err(format!(
-                "{RECIPIENTS_ENV} is set but holds no key: set it to age public keys (age1...), or \
-                 unset it to write unencrypted files"
-            ));
-        }
-        let keys = given
-            .iter()
-            .map(|key| {
-                parse_recipient(key)
-                    .map_err(|why| format!("{RECIPIENTS_ENV}: {} {why}", shown_key(key)))
-            })
-            .collect::<Result<_, _>>()?;
-        Ok(Some(Recipients(keys)))
-    }
 }
 
 /// Parses one public key; the error says what the text is instead.
@@ -152,6 +113,55 @@ fn read_recipients_file(path: &Path) -> Result<Vec<x25519::Recipient>, String> {
 pub struct Recipients(Vec<x25519::Recipient>);
 
 impl Recipients {
+    /// The recipients given as `keys` (`--recipient`) and in recipients `files`, or when there are
+    /// none, in `env` (the value of `TOEFL_BACKUP_RECIPIENTS`, keys separated by commas or
+    /// whitespace); `None` when nothing names any, and files are written in plaintext. The error,
+    /// a usage error, names the bad key by where it came from, never showing a private key.
+    pub fn resolve(
+        keys: &[String],
+        files: &[PathBuf],
+        env: Option<&OsStr>,
+    ) -> Result<Option<Recipients>, String> {
+        let mut recipients = Vec::new();
+        for key in keys {
+            recipients.push(
+                parse_recipient(key)
+                    .map_err(|why| format!("--recipient {} {why}", shown_key(key)))?,
+            );
+        }
+        for path in files {
+            recipients.extend(read_recipients_file(path)?);
+        }
+        if !recipients.is_empty() {
+            return Ok(Some(Recipients(recipients)));
+        }
+        let Some(env) = env else {
+            return Ok(None);
+        };
+        let text = env
+            .to_str()
+            .ok_or_else(|| format!("{RECIPIENTS_ENV} is not valid UTF-8"))?;
+        let keys: Vec<&str> = text
+            .split(|c: char| c == ',' || c.is_whitespace())
+            .filter(|key| !key.is_empty())
+            .collect();
+        if keys.is_empty() {
+            // An empty secret in CI must not silently turn encryption off.
+            return Err(format!(
+                "{RECIPIENTS_ENV} is set but holds no key: set it to age public keys (age1...), or \
+                 unset it to write unencrypted files"
+            ));
+        }
+        let recipients = keys
+            .iter()
+            .map(|key| {
+                parse_recipient(key)
+                    .map_err(|why| format!("{RECIPIENTS_ENV}: {} {why}", shown_key(key)))
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Some(Recipients(recipients)))
+    }
+
     /// Writes an age header for these recipients to `out`, and returns the writer that encrypts
     /// what follows. Its `finish` writes the last chunk: without it the file is truncated.
     pub fn encrypt<W: Write>(&self, out: W) -> io::Result<age::stream::StreamWriter<W>> {
@@ -217,28 +227,6 @@ pub fn encrypt_file<W: Write>(plain: &Path, recipients: &Recipients, out: W) -> 
     encrypting.finish().context("cannot encrypt")
 }
 
-/// The options that let a command read encrypted files.
-#[derive(clap::Args, Debug, Default, Clone)]
-pub struct IdentityOptions {
-    /// The private key file (as `age-keygen` writes it) that decrypts encrypted backups, as
-    /// `age -i`; repeatable
-    #[arg(
-        long = "identity",
-        value_name = "FILE",
-        env = "TOEFL_BACKUP_IDENTITY_FILE"
-    )]
-    identity_files: Vec<PathBuf>,
-}
-
-impl IdentityOptions {
-    /// The identity files given; they are read only when an encrypted file must be decrypted.
-    pub fn identities(&self) -> Identities {
-        Identities {
-            files: self.identity_files.clone(),
-        }
-    }
-}
-
 /// Identity files, read when an encrypted file must be decrypted.
 #[derive(Debug, Clone, Default)]
 pub struct Identities {
@@ -249,6 +237,11 @@ impl Identities {
     /// The identities in `files`.
     pub fn new(files: Vec<PathBuf>) -> Identities {
         Identities { files }
+    }
+
+    /// Whether no identity file was given.
+    pub fn is_empty(&self) -> bool {
+        self.files.is_empty()
     }
 
     /// The private keys, read from the files, to decrypt `encrypted` with.
@@ -362,6 +355,16 @@ impl Unreadable {
     /// Whether the file itself is bad (rather than the keys given to read it).
     pub fn is_damage(&self) -> bool {
         matches!(self, Unreadable::Damaged { .. })
+    }
+
+    /// The [`Unreadable`] that caused `error`, if one did, also when a reader's I/O error carries it.
+    pub fn cause_of(error: &anyhow::Error) -> Option<&Unreadable> {
+        error.chain().find_map(|cause| {
+            cause.downcast_ref::<Unreadable>().or_else(|| {
+                let io = cause.downcast_ref::<io::Error>()?;
+                io.get_ref()?.downcast_ref::<Unreadable>()
+            })
+        })
     }
 }
 
@@ -610,11 +613,27 @@ mod tests {
         Identities::new(vec![path])
     }
 
-    fn options(recipients: &[&str], files: &[&Path]) -> RecipientOptions {
-        RecipientOptions {
-            recipients: recipients.iter().map(|key| key.to_string()).collect(),
-            recipients_files: files.iter().map(|path| path.to_path_buf()).collect(),
+    /// Recipients as the options give them: keys, and recipients files.
+    struct Given {
+        keys: Vec<String>,
+        files: Vec<PathBuf>,
+    }
+
+    impl Given {
+        fn resolve(&self, env: Option<&OsStr>) -> Result<Option<Recipients>, String> {
+            Recipients::resolve(&self.keys, &self.files, env)
         }
+    }
+
+    fn options(keys: &[&str], files: &[&Path]) -> Given {
+        Given {
+            keys: keys.iter().map(|key| key.to_string()).collect(),
+            files: files.iter().map(|path| path.to_path_buf()).collect(),
+        }
+    }
+
+    fn recipients_of(keys: &[&str]) -> Recipients {
+        options(keys, &[]).resolve(None).unwrap().unwrap()
     }
 
     /// Plaintext of several 64 KiB chunks, with a marker that must not show in the ciphertext.
@@ -640,15 +659,7 @@ mod tests {
     }
 
     fn unreadable(error: &anyhow::Error) -> &Unreadable {
-        error
-            .chain()
-            .find_map(|e| {
-                e.downcast_ref::<Unreadable>().or_else(|| {
-                    e.downcast_ref::<io::Error>()
-                        .and_then(|e| e.get_ref()?.downcast_ref::<Unreadable>())
-                })
-            })
-            .unwrap_or_else(|| panic!("not an Unreadable error: {error:#}"))
+        Unreadable::cause_of(error).unwrap_or_else(|| panic!("not an Unreadable error: {error:#}"))
     }
 
     #[test]
@@ -660,7 +671,7 @@ mod tests {
         std::fs::write(&file, format!("# ops team\n\n  {second}  \n")).unwrap();
         let env = format!("{first}, {second}\n{first}");
 
-        let count = |options: &RecipientOptions, env: Option<&str>| {
+        let count = |options: &Given, env: Option<&str>| {
             options
                 .resolve(env.map(OsStr::new))
                 .unwrap()
@@ -735,12 +746,19 @@ mod tests {
     }
 
     #[test]
-    fn a_bad_recipient_is_a_usage_error() {
-        let error = options(&["not-a-key"], &[]).recipients().unwrap_err();
-        assert!(matches!(
-            error.downcast_ref::<crate::Exit>(),
-            Some(crate::exit::Exit::Usage(_))
-        ));
+    fn new_names_say_whether_they_are_encrypted() {
+        let (_, public) = key_pair();
+        let recipients = recipients_of(&[&public]);
+        assert_eq!(extension("json.zst", Some(&recipients)), "json.zst.age");
+        assert_eq!(extension("db", None), "db");
+        let usage = |path: &str, recipients| {
+            let error = check_name(Path::new(path), recipients).unwrap_err();
+            matches!(error.downcast_ref(), Some(crate::exit::Exit::Usage(_)))
+        };
+        assert!(usage("backup.db", Some(&recipients)));
+        assert!(usage("backup.db.age", None));
+        assert!(check_name(Path::new("backup.db.age"), Some(&recipients)).is_ok());
+        assert!(check_name(Path::new("backup.db"), None).is_ok());
     }
 
     #[test]
@@ -748,10 +766,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (identity, public) = key_pair();
         let (other, other_public) = key_pair();
-        let recipients = options(&[&public, &other_public], &[])
-            .resolve(None)
-            .unwrap()
-            .unwrap();
+        let recipients = recipients_of(&[&public, &other_public]);
         let plain = plaintext();
         let path = encrypt_to_file(dir.path(), &recipients, &plain);
 
@@ -783,7 +798,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (_, public) = key_pair();
         let (stranger, _) = key_pair();
-        let recipients = options(&[&public], &[]).resolve(None).unwrap().unwrap();
+        let recipients = recipients_of(&[&public]);
         let path = encrypt_to_file(dir.path(), &recipients, b"secret");
 
         let error = read_all(&path, &Identities::default()).unwrap_err();
@@ -815,7 +830,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (identity, public) = key_pair();
         let identities = identity_file(dir.path(), &identity);
-        let recipients = options(&[&public], &[]).resolve(None).unwrap().unwrap();
+        let recipients = recipients_of(&[&public]);
         let path = encrypt_to_file(dir.path(), &recipients, &plaintext());
         let good = std::fs::read(&path).unwrap();
         let header_end = good.windows(4).position(|w| w == b"\n---").unwrap();
@@ -846,7 +861,7 @@ mod tests {
     fn a_decrypted_copy_is_private_and_removed_when_dropped() {
         let dir = tempfile::tempdir().unwrap();
         let (identity, public) = key_pair();
-        let recipients = options(&[&public], &[]).resolve(None).unwrap().unwrap();
+        let recipients = recipients_of(&[&public]);
         let plain = plaintext();
         let path = encrypt_to_file(dir.path(), &recipients, &plain);
 
@@ -865,7 +880,7 @@ mod tests {
     fn a_failed_decryption_leaves_no_plaintext() {
         let dir = tempfile::tempdir().unwrap();
         let (identity, public) = key_pair();
-        let recipients = options(&[&public], &[]).resolve(None).unwrap().unwrap();
+        let recipients = recipients_of(&[&public]);
         let path = encrypt_to_file(dir.path(), &recipients, &plaintext());
         let bytes = std::fs::read(&path).unwrap();
         std::fs::write(&path, &bytes[..bytes.len() - 100]).unwrap();

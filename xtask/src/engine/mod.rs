@@ -13,8 +13,6 @@
 
 pub mod archive;
 pub mod checks;
-// Wired into the commands by issue 10's second part; until then only its tests use it.
-#[allow(dead_code)]
 pub mod crypto;
 pub mod json;
 pub mod native;
