@@ -8,14 +8,15 @@
 //! [`PrivateDir`], which is removed on every way out, Ctrl-C included.
 
 use std::ffi::OsStr;
-use std::fs::{File, OpenOptions, Permissions};
+use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 
 use age::x25519;
 use anyhow::Context as _;
+
+use super::archive::owner_only;
 
 /// The first line of every age file (format version 1).
 const AGE_MAGIC: &[u8] = b"age-encryption.org/v1\n";
@@ -461,7 +462,8 @@ fn decrypt_into(
     name: &str,
 ) -> anyhow::Result<Decrypted> {
     let plain = dir.path().join(name);
-    let mut output = private_file(&plain)?;
+    let mut output = owner_only::create_new(&plain)
+        .with_context(|| format!("cannot create {}", plain.display()))?;
     let mut input = open(path, identities)?;
     io::copy(&mut input, &mut output).map_err(|error| match error.into_inner() {
         // The damage, said once, rather than as a failed copy.
@@ -480,23 +482,14 @@ fn decrypt_into(
     })
 }
 
-/// Creates a new file readable by its owner only.
-pub fn private_file(path: &Path) -> anyhow::Result<File> {
-    OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("cannot create {}", path.display()))
-}
-
 /// The start of a private directory's name; the process id follows, so that a later run can tell
 /// the leftovers of a process that was killed (`kill -9` cannot be caught) and remove them.
 const PRIVATE_PREFIX: &str = "toefl-private-";
 
 /// A new directory in the system's temporary directory (`TMPDIR`), readable by its owner only
-/// (0700), for plaintext that must exist as a file. It is removed when dropped, on an error as on
-/// success, and by a signal handler on Ctrl-C (SIGINT), SIGTERM and SIGHUP.
+/// (0700; on Windows, the user's own temporary directory already is), for plaintext that must exist
+/// as a file. It is removed when dropped, on an error as on success, and by a handler on Ctrl-C
+/// (and on Unix SIGTERM and SIGHUP; on Windows the console closing).
 pub struct PrivateDir {
     dir: tempfile::TempDir,
 }
@@ -512,17 +505,18 @@ impl PrivateDir {
         remove_leftovers(base);
         // Registered under the lock, so that a signal never misses it.
         let mut live = live_private_dirs();
-        let dir = tempfile::Builder::new()
-            .prefix(&format!("{PRIVATE_PREFIX}{}-", std::process::id()))
-            .permissions(Permissions::from_mode(0o700))
-            .tempdir_in(base)
-            .with_context(|| {
-                format!(
-                    "cannot create a private temporary directory in {}: set TMPDIR to a writable \
+        let prefix = format!("{PRIVATE_PREFIX}{}-", std::process::id());
+        let mut builder = tempfile::Builder::new();
+        builder.prefix(&prefix);
+        #[cfg(unix)]
+        builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700));
+        let dir = builder.tempdir_in(base).with_context(|| {
+            format!(
+                "cannot create a private temporary directory in {}: set TMPDIR to a writable \
                      directory",
-                    base.display()
-                )
-            })?;
+                base.display()
+            )
+        })?;
         live.push(dir.path().to_path_buf());
         Ok(PrivateDir { dir })
     }
@@ -548,8 +542,17 @@ fn live_private_dirs() -> MutexGuard<'static, Vec<PathBuf>> {
     LIVE.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// Removes the private directories that exist now: the process is about to end without dropping
+/// them.
+fn remove_live_private_dirs() {
+    for dir in live_private_dirs().iter() {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
 /// Installs, once, a handler that removes the private directories on SIGINT, SIGTERM and SIGHUP,
 /// then lets the signal end the process as it would have.
+#[cfg(unix)]
 fn remove_on_signals() -> anyhow::Result<()> {
     use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
     static INSTALLED: OnceLock<Result<(), String>> = OnceLock::new();
@@ -561,9 +564,7 @@ fn remove_on_signals() -> anyhow::Result<()> {
                 })?;
             std::thread::spawn(move || {
                 if let Some(signal) = signals.forever().next() {
-                    for dir in live_private_dirs().iter() {
-                        let _ = std::fs::remove_dir_all(dir);
-                    }
+                    remove_live_private_dirs();
                     let _ = signal_hook::low_level::emulate_default_handler(signal);
                 }
             });
@@ -573,8 +574,39 @@ fn remove_on_signals() -> anyhow::Result<()> {
         .map_err(anyhow::Error::msg)
 }
 
+/// Installs, once, a console handler that removes the private directories on Ctrl-C, Ctrl-Break
+/// and the console closing, then lets the default handler end the process. Windows runs it on a
+/// thread of its own. Files still open then cannot be removed on Windows: best effort.
+#[cfg(windows)]
+fn remove_on_signals() -> anyhow::Result<()> {
+    use windows_sys::core::BOOL;
+    use windows_sys::Win32::Foundation::FALSE;
+    use windows_sys::Win32::System::Console::SetConsoleCtrlHandler;
+
+    unsafe extern "system" fn on_console_event(_event: u32) -> BOOL {
+        remove_live_private_dirs();
+        // Not handled: the next handler, the default one, ends the process.
+        FALSE
+    }
+    static INSTALLED: OnceLock<Result<(), String>> = OnceLock::new();
+    INSTALLED
+        .get_or_init(|| {
+            // SAFETY: the handler is a function that lives as long as the process.
+            match unsafe { SetConsoleCtrlHandler(Some(on_console_event), 1) } {
+                0 => Err(format!(
+                    "cannot install the handler that removes plaintext on Ctrl-C: {}",
+                    io::Error::last_os_error()
+                )),
+                _ => Ok(()),
+            }
+        })
+        .clone()
+        .map_err(anyhow::Error::msg)
+}
+
 /// Removes the private directories in `base` of processes that no longer run (killed with
-/// SIGKILL, which no handler sees). Without `/proc` nothing can be told, and nothing is removed.
+/// SIGKILL, which no handler sees). Without `/proc` (on Windows) nothing can be told, and nothing is
+/// removed.
 fn remove_leftovers(base: &Path) {
     if !Path::new("/proc/self").exists() {
         return;
@@ -868,9 +900,13 @@ mod tests {
         let copy =
             decrypt_to_private_file(&path, &identity_file(dir.path(), &identity), "x.db").unwrap();
         assert_eq!(std::fs::read(&copy.path).unwrap(), plain);
-        let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
-        assert_eq!(mode(copy.path.parent().unwrap()), 0o700);
-        assert_eq!(mode(&copy.path), 0o600);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode(copy.path.parent().unwrap()), 0o700);
+            assert_eq!(mode(&copy.path), 0o600);
+        }
         let copy_dir = copy.path.parent().unwrap().to_path_buf();
         drop(copy);
         assert!(!copy_dir.exists());
