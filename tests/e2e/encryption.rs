@@ -283,7 +283,8 @@ per_backend!(an_export_the_age_tool_encrypted_imports);
 fn an_export_the_age_tool_encrypted_imports(backend: Backend) {
     let setup = Setup::new();
     let source = seeded(backend);
-    let (plain, encrypted) = (setup.path("plain.json"), setup.path("theirs.age"));
+    // Named as if it were plain: an encrypted file is known by its content.
+    let (plain, encrypted) = (setup.path("plain.json"), setup.path("theirs.json"));
     setup.ok_on(&source, &["export", "--file", &plain], &[]);
     age(
         &["-r", &setup.public, "-o", &encrypted, &plain].map(OsStr::new),
