@@ -613,6 +613,22 @@ fn safety_copies_are_encrypted_when_recipients_are_configured(backend: Backend) 
     setup.assert_no_plaintext_left();
 }
 
+per_backend!(migrate_encrypts_its_safety_copy);
+fn migrate_encrypts_its_safety_copy(backend: Backend) {
+    let setup = Setup::new();
+    let db = crate::old_backups::v1_database(backend);
+    let line = setup.ok_on(&db, &["migrate"], &setup.recipients_env());
+    let copy = line["safety_backup"].as_str().unwrap();
+    assert!(copy.ends_with(".json.age"), "{copy}");
+    let identity = ["--identity", setup.key_arg()];
+    let verified = setup.ok_on(&db, &[&["verify", copy][..], &identity].concat(), &[]);
+    assert_eq!(
+        verified["schema_version"], 1,
+        "the data as it was: {verified}"
+    );
+    setup.assert_no_plaintext_left();
+}
+
 per_backend!(list_shows_encrypted_files_as_encrypted_and_whole_with_an_identity);
 fn list_shows_encrypted_files_as_encrypted_and_whole_with_an_identity(backend: Backend) {
     let setup = Setup::new();
