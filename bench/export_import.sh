@@ -4,7 +4,8 @@
 #
 # Seeds 10,000 and 100,000 students (about 100,000 and 1,000,000 grades) on SQLite and on an
 # ephemeral PostgreSQL cluster that it starts itself (and stops and removes at exit), then prints the
-# wall time and peak RSS of each run, and the ratios.
+# wall time and peak RSS of each run, and the ratios. The SQLite export runs a second time encrypted
+# with age (needs age-keygen, Debian package age), next to the plain one.
 #
 # Usage: bench/export_import.sh [STUDENTS...]   (default: 10000 100000)
 set -euo pipefail
@@ -34,6 +35,9 @@ trap cleanup EXIT
 "${as_postgres[@]}" "$bindir/initdb" -U postgres -A trust -E UTF8 --locale C -D "$work/data" >/dev/null
 "${as_postgres[@]}" "$bindir/pg_ctl" -w -s -D "$work/data" -l "$work/server.log" \
   -o "-k $work -p $port -c listen_addresses=''" start
+# A key pair for the encrypted export.
+age-keygen -o "$work/key.txt" 2>/dev/null
+recipient=$(age-keygen -y "$work/key.txt")
 pg_url() { echo "postgresql://postgres@localhost/$1?host=$work&port=$port"; }
 createdb() { psql -q -d "$(pg_url postgres)" -c "CREATE DATABASE $1"; }
 
@@ -62,6 +66,8 @@ for n in "${sizes[@]}"; do
     (SELECT name FROM sqlite_master WHERE type = 'table' AND name <> 'schema_migrations' ORDER BY rowid)")
   measure "sqlite_export_$n" "$xtask" export --file "$work/sqlite_$n.json" --database-url "sqlite://$sqlite_db"
   measure "sqlite3_json_$n" sqlite3 -json "$sqlite_db" "$select;"
+  measure "sqlite_export_age_$n" "$xtask" export --file "$work/sqlite_$n.json.age" \
+    --recipient "$recipient" --database-url "sqlite://$sqlite_db"
 
   # PostgreSQL export, and pg_dump of the same database in custom format.
   measure "pg_export_$n" "$xtask" export --file "$work/pg_$n.json" --database-url "$(pg_url "seed_$n")"
@@ -75,7 +81,7 @@ for n in "${sizes[@]}"; do
   measure "sqlite_import_$n" "$xtask" import --yes --file "$work/sqlite_$n.json" --database-url "sqlite://$work/import_$n.db"
   grades=$(sqlite3 "$sqlite_db" "SELECT count(*) FROM grades")
   echo "$n students, $grades grades: export file $(du -h "$work/sqlite_$n.json" | cut -f1)" >&2
-  rm -f "$work"/*.json "$work/pg_$n.dump"
+  rm -f "$work"/*.json "$work"/*.json.age "$work/pg_$n.dump"
 done
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
@@ -85,6 +91,7 @@ echo "| students | operation | xtask s | xtask MiB | reference | ref s | ref MiB
 echo "| ---: | --- | ---: | ---: | --- | ---: | ---: | ---: |"
 for n in "${sizes[@]}"; do
   for pair in "sqlite_export sqlite3_json SQLite export|sqlite3 -json" \
+              "sqlite_export_age sqlite_export SQLite export, encrypted|the same, plain" \
               "pg_export pg_dump PostgreSQL export|pg_dump -Fc" \
               "pg_import pg_restore PostgreSQL import|pg_restore --single-transaction" \
               "sqlite_import - SQLite import|-"; do
@@ -105,7 +112,7 @@ if [ "${#sizes[@]}" -ge 2 ]; then
   large=${sizes[-1]}
   echo
   echo "Peak memory, $large students vs $small (1.00 = flat):"
-  for op in sqlite_export pg_export pg_import sqlite_import; do
+  for op in sqlite_export sqlite_export_age pg_export pg_import sqlite_import; do
     echo "- $op: $(mib "${kib[${op}_$large]}") MiB vs $(mib "${kib[${op}_$small]}") MiB, ratio $(ratio "${kib[${op}_$large]}" "${kib[${op}_$small]}")"
   done
 fi

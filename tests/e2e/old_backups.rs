@@ -93,7 +93,7 @@ fn assert_holds_the_fixtures_data(db: &TestDb) {
 
 /// A database of `backend` at schema version 1 with the fixtures' data, made without the code under
 /// test: a copy of the SQLite backup, or the dump restored by pg_restore.
-fn v1_database(backend: Backend) -> TestDb {
+pub fn v1_database(backend: Backend) -> TestDb {
     let db = TestDb::of(backend);
     match &db.url {
         DatabaseUrl::Sqlite(path) => {

@@ -1,10 +1,62 @@
 //! Groups of options that several commands share, defined once.
 
+use std::path::PathBuf;
+
 use app::{Database, DatabaseUrl};
 
 use crate::engine::archive::series::Series;
+use crate::engine::crypto::{Identities, Recipients, RECIPIENTS_ENV};
 use crate::engine::safety;
+use crate::exit::Exit;
 use crate::report::{human_size, Report};
+
+/// The options that make a command encrypt the files it writes (with age).
+#[derive(clap::Args)]
+#[command(next_help_heading = "Encryption")]
+pub struct RecipientOptions {
+    /// Encrypt what this command writes (for import, restore and migrate: the safety copy) to this age
+    /// public key (age1..., as age-keygen prints it); repeatable. Without this option and
+    /// --recipients-file, to the keys in TOEFL_BACKUP_RECIPIENTS (separated by commas or whitespace)
+    /// if it is set. An encrypted file's name ends in .age
+    #[arg(long = "recipient", value_name = "AGE_PUBLIC_KEY")]
+    recipient_keys: Vec<String>,
+    /// Encrypt to every public key in FILE (one a line; blank lines and # comments are skipped), as
+    /// `age -R`; repeatable
+    #[arg(long = "recipients-file", value_name = "FILE")]
+    recipients_files: Vec<PathBuf>,
+}
+
+impl RecipientOptions {
+    /// The recipients these options or `TOEFL_BACKUP_RECIPIENTS` name; `None` when neither names
+    /// any. A bad key or recipients file is a usage error (exit 2): call this before writing anything.
+    pub fn recipients(&self) -> anyhow::Result<Option<Recipients>> {
+        let env = std::env::var_os(RECIPIENTS_ENV);
+        Recipients::resolve(&self.recipient_keys, &self.recipients_files, env.as_deref())
+            .map_err(|message| Exit::Usage(message).into())
+    }
+}
+
+/// The options that let a command read encrypted files.
+#[derive(clap::Args)]
+#[command(next_help_heading = "Encryption")]
+pub struct IdentityOptions {
+    /// The private key file (as age-keygen writes it) that decrypts encrypted backups and exports, as
+    /// `age -i`; repeatable. Read only when a file is encrypted
+    #[arg(
+        long = "identity",
+        value_name = "FILE",
+        env = "TOEFL_BACKUP_IDENTITY_FILE",
+        hide_env_values = true
+    )]
+    identity_files: Vec<PathBuf>,
+}
+
+impl IdentityOptions {
+    /// The identity files given.
+    pub fn identities(&self) -> Identities {
+        Identities::new(self.identity_files.clone())
+    }
+}
 
 /// The options of the commands that replace all of a database's data (import, restore).
 #[derive(clap::Args)]
@@ -16,31 +68,41 @@ pub struct ReplaceOptions {
     pub safety: SafetyOptions,
 }
 
-/// The option of the commands that save a database's data before they change it (import, restore,
-/// migrate).
+/// The options of the commands that save a database's data before they change it (import, restore,
+/// migrate): whether to, and the recipients to encrypt the safety copy to.
 #[derive(clap::Args)]
 pub struct SafetyOptions {
     /// Do not first save the current data to a safety copy in backups/ (toefl_pre_<command>_*)
     #[arg(long)]
     pub no_safety_backup: bool,
+    #[command(flatten)]
+    encryption: RecipientOptions,
 }
 
 impl SafetyOptions {
+    /// The recipients of the safety copy (see [`RecipientOptions::recipients`]): call this before
+    /// anything is asked or written.
+    pub fn recipients(&self) -> anyhow::Result<Option<Recipients>> {
+        self.encryption.recipients()
+    }
+
     /// Saves what `db` (the database at `url`) holds as a new file of `series` before it is replaced,
-    /// unless `--no-safety-backup`, and tells where it went at once: the user must know even if the
-    /// replacement then fails. Returns the copy's path, for the JSON line.
+    /// encrypted to `recipients` if any, unless `--no-safety-backup`, and tells where it went at
+    /// once: the user must know even if the replacement then fails. Returns the copy's path, for the
+    /// JSON line.
     pub fn save_current_data(
         &self,
         url: &DatabaseUrl,
         db: &mut Database,
         series: Series,
+        recipients: Option<&Recipients>,
         report: &mut Report,
     ) -> anyhow::Result<Option<String>> {
         if self.no_safety_backup {
             report.tell(format!("no safety copy of {url} (--no-safety-backup)"));
             return Ok(None);
         }
-        let Some(copy) = safety::save_current_data(url, db, series)? else {
+        let Some(copy) = safety::save_current_data(url, db, series, recipients)? else {
             report.tell(format!("no safety copy: {url} holds no data"));
             return Ok(None);
         };

@@ -36,18 +36,20 @@ impl Report {
     }
 
     /// Sets the fields that describe a backup or export file: `path`, `kind` (`native` or `json`),
-    /// `backend` (the one its data came from) and `bytes`.
+    /// `backend` (the one its data came from), `bytes`, and whether it is `encrypted` (with age).
     pub fn backup_file(
         &mut self,
         path: &Path,
         kind: BackupKind,
         backend: &str,
         bytes: u64,
+        encrypted: bool,
     ) -> &mut Report {
         self.field("path", path.display().to_string())
             .field("kind", kind.as_str())
             .field("backend", backend)
             .field("bytes", bytes)
+            .field("encrypted", encrypted)
     }
 
     /// Sets `backend`: the backend of the database the command worked on.

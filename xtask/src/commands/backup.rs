@@ -8,6 +8,7 @@ use app::{Create, Database, DatabaseUrl};
 use crate::engine::archive::kind::BackupKind;
 use crate::engine::archive::series::Series;
 use crate::engine::native;
+use crate::flags::RecipientOptions;
 use crate::report::Report;
 
 /// Options of `cargo xtask backup`.
@@ -20,19 +21,20 @@ pub struct BackupArgs {
     /// Overwrite the file if it already exists
     #[arg(long)]
     force: bool,
+    #[command(flatten)]
+    encryption: RecipientOptions,
 }
 
 /// Backs up the database at `url` to `--file` or a new timestamped file in `backups/`.
 pub fn run(url: &DatabaseUrl, args: &BackupArgs) -> anyhow::Result<Report> {
     let mut report = Report::start("backup");
+    let recipients = args.encryption.recipients()?;
     let mut db = Database::open(url, Create::No)?;
     // A database of an earlier schema version is backed up as it is, before its migration.
     db.known_schema_version(url)?;
-    let path = match &args.file {
-        Some(path) => path.clone(),
-        None => Series::Backup.new_path(native::extension(url.backend()))?,
-    };
-    let written = native::write_backup(url, &mut db, &path, args.force)?;
+    let extension = native::extension(url.backend());
+    let path = Series::Backup.path_for(args.file.as_deref(), extension, recipients.as_ref())?;
+    let written = native::write_backup(url, &mut db, &path, args.force, recipients.as_ref())?;
     report
         .say(format!("backed up {url} to {}: {written}", path.display()))
         .backup_file(
@@ -40,6 +42,7 @@ pub fn run(url: &DatabaseUrl, args: &BackupArgs) -> anyhow::Result<Report> {
             BackupKind::Native,
             url.backend().as_str(),
             written.size,
+            recipients.is_some(),
         )
         .rows(&written.counts);
     Ok(report)

@@ -11,6 +11,7 @@ use crate::engine::archive::compression::Compression;
 use crate::engine::archive::kind::BackupKind;
 use crate::engine::archive::series::Series;
 use crate::engine::json::writer::export_to_file;
+use crate::flags::RecipientOptions;
 use crate::report::{human_size, Report};
 
 /// Options of `cargo xtask export`.
@@ -26,33 +27,33 @@ pub struct ExportArgs {
     /// compressed with gzip or zstd anyway
     #[arg(long)]
     compress: bool,
+    #[command(flatten)]
+    encryption: RecipientOptions,
 }
 
 /// Exports `url` to the chosen file and prints where it went and what it holds.
 pub fn run(url: &DatabaseUrl, args: &ExportArgs) -> anyhow::Result<Report> {
     let mut report = Report::start("export");
+    let recipients = args.encryption.recipients()?;
     let mut db = Database::open(url, Create::No)?;
     let schema_version = db.known_schema_version(url)?;
-    let (path, compression) = match &args.file {
+    let compression = match &args.file {
         Some(path) => match (Compression::for_name(path), args.compress) {
             (Compression::None, true) => anyhow::bail!(
                 "--compress writes zstd, but {} does not end in .json.zst: name it so (or .json.gz \
                  for gzip), or leave --file out",
                 path.display()
             ),
-            (compression, _) => (path.clone(), compression),
+            (compression, _) => compression,
         },
-        None => {
-            let compression = match args.compress {
-                true => Compression::Zstd,
-                false => Compression::None,
-            };
-            let path = Series::Export.new_path(compression.export_extension())?;
-            (path, compression)
-        }
+        None if args.compress => Compression::Zstd,
+        None => Compression::None,
     };
-    let (counts, size) = export_to_file(&mut db, &path, args.force, compression)
-        .with_context(|| format!("cannot export {url} to {}", path.display()))?;
+    let extension = compression.export_extension();
+    let path = Series::Export.path_for(args.file.as_deref(), extension, recipients.as_ref())?;
+    let (counts, size) =
+        export_to_file(&mut db, &path, args.force, compression, recipients.as_ref())
+            .with_context(|| format!("cannot export {url} to {}", path.display()))?;
     let line = format!(
         "exported {url} to {}: {counts}; {} in {:.2} s",
         path.display(),
@@ -61,7 +62,13 @@ pub fn run(url: &DatabaseUrl, args: &ExportArgs) -> anyhow::Result<Report> {
     );
     report
         .say(line)
-        .backup_file(&path, BackupKind::Json, url.backend().as_str(), size)
+        .backup_file(
+            &path,
+            BackupKind::Json,
+            url.backend().as_str(),
+            size,
+            recipients.is_some(),
+        )
         .field("compression", compression.as_str())
         .field("schema_version", schema_version)
         .rows(&counts);

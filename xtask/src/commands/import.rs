@@ -11,26 +11,31 @@ use crate::confirm::open_confirmed_target;
 use crate::engine::archive::file_size;
 use crate::engine::archive::kind::BackupKind;
 use crate::engine::archive::series::Series;
+use crate::engine::archive::source::Source;
 use crate::engine::json::header::read_header;
 use crate::engine::json::loader::replace_data;
-use crate::flags::ReplaceOptions;
+use crate::flags::{IdentityOptions, ReplaceOptions};
 use crate::report::{brought_forward, Report};
 
 /// Options of `cargo xtask import`.
 #[derive(clap::Args)]
 pub struct ImportArgs {
-    /// The export file to import (written by `cargo xtask export`)
+    /// The export file to import (written by `cargo xtask export`; plain, compressed or encrypted)
     #[arg(long, value_name = "PATH")]
     file: PathBuf,
     #[command(flatten)]
     replace: ReplaceOptions,
+    #[command(flatten)]
+    decryption: IdentityOptions,
 }
 
 /// Replaces all the data of `url` with the data of the chosen file.
 pub fn run(url: &DatabaseUrl, args: &ImportArgs) -> anyhow::Result<Report> {
     let mut report = Report::start("import");
     let path = &args.file;
-    let header = read_header(path)?;
+    let recipients = args.replace.safety.recipients()?;
+    let source = Source::new(path, &args.decryption.identities())?;
+    let header = read_header(&source)?;
     let schema_version = header.check(path)?;
     let action = format!("the import of {}", path.display());
     let created = url
@@ -38,11 +43,14 @@ pub fn run(url: &DatabaseUrl, args: &ImportArgs) -> anyhow::Result<Report> {
         .filter(|p| !p.exists())
         .map(Path::to_path_buf);
     let mut db = open_confirmed_target(url, &action, args.replace.yes)?;
-    let safety_copy =
-        args.replace
-            .safety
-            .save_current_data(url, &mut db, Series::PreImport, &mut report)?;
-    let counts = match replace_data(&mut db, url, path, &header, schema_version) {
+    let safety_copy = args.replace.safety.save_current_data(
+        url,
+        &mut db,
+        Series::PreImport,
+        recipients.as_ref(),
+        &mut report,
+    )?;
+    let counts = match replace_data(&mut db, url, &source, &header, schema_version) {
         Ok(counts) => counts,
         Err(error) => {
             // A SQLite file that this import created goes too: the target is exactly as before.
@@ -70,6 +78,7 @@ pub fn run(url: &DatabaseUrl, args: &ImportArgs) -> anyhow::Result<Report> {
             BackupKind::Json,
             url.backend().as_str(),
             file_size(path)?,
+            source.is_encrypted(),
         )
         .field("safety_backup", safety_copy)
         .field("schema_version", schema_version)

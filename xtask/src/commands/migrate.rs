@@ -19,6 +19,7 @@ pub struct MigrateArgs {
 /// Applies the missing schema versions to `url`, creating a missing SQLite file.
 pub fn run(url: &DatabaseUrl, args: &MigrateArgs) -> anyhow::Result<Report> {
     let mut report = Report::start("migrate");
+    let recipients = args.safety.recipients()?;
     let mut db = Database::open(url, Create::IfMissing)?;
     let mut safety_copy = None;
     if let Some(current) = db.schema_version()? {
@@ -31,9 +32,13 @@ pub fn run(url: &DatabaseUrl, args: &MigrateArgs) -> anyhow::Result<Report> {
             ));
         }
         if current < SCHEMA_VERSION {
-            safety_copy =
-                args.safety
-                    .save_current_data(url, &mut db, Series::PreMigrate, &mut report)?;
+            safety_copy = args.safety.save_current_data(
+                url,
+                &mut db,
+                Series::PreMigrate,
+                recipients.as_ref(),
+                &mut report,
+            )?;
         }
     }
     let applied = db.migrate()?;

@@ -10,11 +10,14 @@ use app::{Backend, DatabaseUrl, RowCounts, SCHEMA_VERSION};
 
 use crate::engine::archive::file_size;
 use crate::engine::archive::kind::{identify, BackupKind, FileKind};
+use crate::engine::archive::source::Source;
 use crate::engine::checks::check_restored;
+use crate::engine::crypto::Unreadable;
 use crate::engine::json::loader::load_into_empty;
 use crate::engine::native;
 use crate::engine::scratch::Scratch;
 use crate::exit::Exit;
+use crate::flags::IdentityOptions;
 use crate::report::Report;
 
 /// Options of `cargo xtask verify`.
@@ -23,12 +26,15 @@ use crate::report::Report;
     after_help = "A SQLite backup is restored into a temporary SQLite file. A PostgreSQL \
 dump is restored into a temporary database created (and dropped) on the server that \
 --database-url or DATABASE_URL names, so verifying a dump needs a PostgreSQL URL whose user may \
-create databases. Exit code 4 means the file failed verification."
+create databases. An encrypted file is decrypted with --identity. Exit code 4 means the file failed \
+verification (a damaged or truncated encrypted file too); a missing or wrong identity exits 1."
 )]
 pub struct VerifyArgs {
     /// The backup to verify (recognised by its content, whatever its name)
     #[arg(value_name = "FILE")]
     file: PathBuf,
+    #[command(flatten)]
+    decryption: IdentityOptions,
 }
 
 /// Restores `FILE` into a scratch database and checks it; `url` names the server for dumps.
@@ -38,7 +44,12 @@ pub fn run(
 ) -> anyhow::Result<Report> {
     let mut report = Report::start("verify");
     let path = &args.file;
-    let kind = identify(path)?;
+    let source = Source::new(path, &args.decryption.identities())?;
+    // A file that does not decrypt for want of the right key is the user's to fix; damage fails it.
+    let kind = identify(&source).map_err(|error| match Unreadable::cause_of(&error) {
+        Some(unreadable) if unreadable.is_damage() => failed(path, error),
+        _ => error,
+    })?;
     let scratch = match (&kind, kind.backend()) {
         (_, Some(Backend::Sqlite)) => Scratch::sqlite()?,
         (_, Some(Backend::Postgres)) => Scratch::postgres(&url()?)?,
@@ -56,7 +67,7 @@ pub fn run(
             ));
         }
     };
-    let restored = restore_and_check(path, &kind, &scratch).map_err(|e| failed(path, e))?;
+    let restored = restore_and_check(&source, &kind, &scratch).map_err(|e| failed(path, e))?;
     let restored_as = match restored.schema_version {
         SCHEMA_VERSION => "restored".to_string(),
         _ => format!("restored and brought forward to schema version {SCHEMA_VERSION}"),
@@ -73,7 +84,13 @@ pub fn run(
     );
     report
         .say(line)
-        .backup_file(path, restored.kind, &restored.backend, file_size(path)?)
+        .backup_file(
+            path,
+            restored.kind,
+            &restored.backend,
+            file_size(path)?,
+            source.is_encrypted(),
+        )
         .field("verified", true)
         .field("schema_version", restored.schema_version)
         .field("scratch", scratch.url.to_string())
@@ -96,21 +113,26 @@ fn failed(path: &Path, error: anyhow::Error) -> anyhow::Error {
 }
 
 /// Restores the file into the scratch database and checks it there.
-fn restore_and_check(path: &Path, kind: &FileKind, scratch: &Scratch) -> anyhow::Result<Restored> {
+fn restore_and_check(
+    source: &Source,
+    kind: &FileKind,
+    scratch: &Scratch,
+) -> anyhow::Result<Restored> {
     let mut db = scratch.open()?;
     let (kind, backend, schema_version) = match kind.backend() {
         // The load checks every value and row, the row counts against the header, keys and
         // references.
         None => {
-            let (header, _) = load_into_empty(&mut db, &scratch.url, path)?;
-            let source = header.source_backend().unwrap_or("unknown");
+            let (header, _) = load_into_empty(&mut db, &scratch.url, source)?;
+            let origin = header.source_backend().unwrap_or("unknown");
             let version = header.schema_version.unwrap_or(SCHEMA_VERSION);
-            (BackupKind::Json, source.to_string(), version)
+            (BackupKind::Json, origin.to_string(), version)
         }
         Some(backend) => {
-            let backup = native::check_backup(path, kind)?;
+            let plain = source.plain_file()?;
+            let backup = native::check_backup(plain.path(), kind)?;
             let version = backup.schema_version;
-            native::restore(backup, path, &scratch.url, &mut db)?;
+            native::restore(backup, plain.path(), &scratch.url, &mut db)?;
             (BackupKind::Native, backend.to_string(), version)
         }
     };

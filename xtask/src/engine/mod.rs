@@ -5,12 +5,15 @@
 //!   content), compression, and new files that appear only once complete.
 //! - [`native`]: native backups (SQLite's backup API, pg_dump / pg_restore), checked and restored.
 //! - [`json`]: the universal JSON export: writer, header reader, checked loader.
+//! - [`crypto`]: age encryption of what is written, decryption of what is read, and private
+//!   temporary directories for plaintext that must be a file.
 //! - [`checks`]: what a restored or loaded database must satisfy, and the words for what breaks it.
 //! - [`safety`]: the copy of the current data taken before a command replaces it.
 //! - [`scratch`]: throwaway databases that `verify` restores into.
 
 pub mod archive;
 pub mod checks;
+pub mod crypto;
 pub mod json;
 pub mod native;
 pub mod safety;

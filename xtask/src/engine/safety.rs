@@ -9,6 +9,7 @@ use app::{Database, DatabaseUrl, RowCounts};
 
 use super::archive::compression::Compression;
 use super::archive::series::Series;
+use super::crypto::Recipients;
 use super::json::writer::export_to_file;
 use super::native;
 
@@ -23,24 +24,27 @@ pub struct SafetyCopy {
 }
 
 /// Saves what `db` (the database at `url`) holds now as a new file of `series`: a native backup
-/// before a restore, a JSON export (at the database's schema version) otherwise. Returns `None` when the database holds no data.
+/// before a restore, a JSON export (at the database's schema version) otherwise, encrypted to
+/// `recipients` if there are any (when recipients are configured, no copy of the data is ever
+/// written in plaintext). Returns `None` when the database holds no data.
 pub fn save_current_data(
     url: &DatabaseUrl,
     db: &mut Database,
     series: Series,
+    recipients: Option<&Recipients>,
 ) -> anyhow::Result<Option<SafetyCopy>> {
     if !db.holds_data()? {
         return Ok(None);
     }
     let saved = match series {
         Series::PreRestore => {
-            let path = series.new_path(native::extension(url.backend()))?;
-            native::write_backup(url, db, &path, false)
+            let path = series.path_for(None, native::extension(url.backend()), recipients)?;
+            native::write_backup(url, db, &path, false, recipients)
                 .map(|written| (path, written.size, written.counts))
         }
         _ => {
-            let path = series.new_path(Compression::None.export_extension())?;
-            export_to_file(db, &path, false, Compression::None)
+            let path = series.path_for(None, Compression::None.export_extension(), recipients)?;
+            export_to_file(db, &path, false, Compression::None, recipients)
                 .map(|(counts, size)| (path, size, counts))
         }
     };

@@ -8,7 +8,6 @@
 //! added since are NULL, and every check of the current version applies.
 
 use std::fmt;
-use std::path::Path;
 
 use app::schema::{RowChecker, PRIMARY_KEY};
 use app::{Backend, Database, DatabaseUrl, RowCounts, RowWriter, Table, Value, TABLES};
@@ -19,17 +18,18 @@ use serde::de::{
 use super::format::{column_value, Header, JsonValue};
 use super::header::read_header;
 use super::open_export;
+use crate::engine::archive::source::Source;
 use crate::engine::checks::find_broken_row;
 use crate::progress::Progress;
 
-/// Replaces all the data of `db` with the rows of the export at `path` (whose `header` was read and
+/// Replaces all the data of `db` with the rows of the export `source` (whose `header` was read and
 /// checked, and says the rows are of `schema_version`), in one transaction; a database without a
 /// schema gets it in the same transaction, so that a failed load leaves it exactly as empty as it
 /// was. Returns the rows per table.
 pub fn replace_data(
     db: &mut Database,
     url: &DatabaseUrl,
-    path: &Path,
+    source: &Source,
     header: &Header,
     schema_version: i64,
 ) -> anyhow::Result<RowCounts> {
@@ -41,20 +41,20 @@ pub fn replace_data(
         if !has_schema {
             db.migrate_in_transaction()?;
         }
-        load(db, path, header, schema_version)
+        load(db, source, header, schema_version)
     })
 }
 
-/// Loads the export at `path` into `db`, a database without data (such as a scratch database),
+/// Loads the export `source` into `db`, a database without data (such as a scratch database),
 /// checking its header first. Returns the file's header and the rows per table.
 pub fn load_into_empty(
     db: &mut Database,
     url: &DatabaseUrl,
-    path: &Path,
+    source: &Source,
 ) -> anyhow::Result<(Header, RowCounts)> {
-    let header = read_header(path)?;
-    let schema_version = header.check(path)?;
-    let counts = replace_data(db, url, path, &header, schema_version)?;
+    let header = read_header(source)?;
+    let schema_version = header.check(source.path())?;
+    let counts = replace_data(db, url, source, &header, schema_version)?;
     Ok((header, counts))
 }
 
@@ -63,7 +63,7 @@ pub fn load_into_empty(
 /// per table.
 fn load(
     db: &mut Database,
-    path: &Path,
+    source: &Source,
     header: &Header,
     schema_version: i64,
 ) -> anyhow::Result<RowCounts> {
@@ -80,7 +80,7 @@ fn load(
             Some(TABLES.iter().map(|t| header.row_count(t.name)).sum()),
         ),
     };
-    let mut parser = serde_json::Deserializer::from_reader(open_export(path)?);
+    let mut parser = serde_json::Deserializer::from_reader(open_export(source)?);
     let parsed = parser
         .deserialize_map(RowsOfFile {
             loader: &mut loader,

@@ -10,15 +10,18 @@ use app::{Database, RowCounts, SCHEMA_VERSION};
 use super::format::{write_header, RowEncoder};
 use crate::engine::archive::compression::{CompressedWriter, Compression};
 use crate::engine::archive::new_file::NewFile;
+use crate::engine::crypto::{MaybeEncrypted, Recipients};
 use crate::progress::Progress;
 
-/// Writes every table of `db` to `path` from one read snapshot; the file gets its name only when it
-/// is complete. Returns the rows per table and the file's size in bytes.
+/// Writes every table of `db` to `path` from one read snapshot, compressed, then encrypted to
+/// `recipients` if any (the plaintext exists only in memory, a chunk at a time); the file gets its
+/// name only when it is complete. Returns the rows per table and the file's size in bytes.
 pub fn export_to_file(
     db: &mut Database,
     path: &Path,
     force: bool,
     compression: Compression,
+    recipients: Option<&Recipients>,
 ) -> anyhow::Result<(RowCounts, u64)> {
     let mut file = NewFile::create(path, force)?;
     let counts = db.read_snapshot(|db| {
@@ -28,9 +31,10 @@ pub fn export_to_file(
             .context("the database has no schema version this tool knows")?;
         // The counts go in the header, before the rows: they come from the same snapshot.
         let counts = db.row_counts()?;
-        let mut out = CompressedWriter::new(file.file(), compression)?;
+        let encrypted = MaybeEncrypted::new(file.file(), recipients)?;
+        let mut out = CompressedWriter::new(encrypted, compression)?;
         write_tables(db, schema_version, &counts, &mut out)?;
-        out.finish()?;
+        out.finish()?.finish()?;
         Ok::<_, anyhow::Error>(counts)
     })?;
     let size = file.persist()?;

@@ -16,6 +16,7 @@ use app::{Backend, Database, DatabaseUrl, RowCounts, SCHEMA_VERSION};
 
 use crate::engine::archive::kind::FileKind;
 use crate::engine::archive::new_file::NewFile;
+use crate::engine::crypto::{self, PrivateDir, Recipients};
 use crate::report::human_size;
 
 pub use pg_tools::PgTool;
@@ -52,21 +53,29 @@ impl fmt::Display for Written {
 }
 
 /// Writes a native backup of `db` (the database at `url`) to `path`, which is created only once the
-/// backup is complete and checked, and never overwritten unless `force`.
+/// backup is complete and checked, and never overwritten unless `force`. With `recipients`, the
+/// backup is made in a [`PrivateDir`] first (SQLite and pg_dump need a file), then encrypted into
+/// `path`; the plaintext never lands next to it, and is removed whatever happens.
 pub fn write_backup(
     url: &DatabaseUrl,
     db: &mut Database,
     path: &Path,
     force: bool,
+    recipients: Option<&Recipients>,
 ) -> anyhow::Result<Written> {
     let started = Instant::now();
-    let file = NewFile::create(path, force)?;
-    let counts = match db.sqlite_connection() {
-        Some(live) => sqlite::write_copy(live, file.temporary_path())?,
-        None => {
-            postgres::dump(url, db, file.temporary_path())?;
-            // The dump's own moment is not observable from here; these are counted just after it.
-            db.row_counts()?
+    let mut file = NewFile::create(path, force)?;
+    let counts = match recipients {
+        None => write_plain(url, db, file.temporary_path())?,
+        Some(recipients) => {
+            let private = PrivateDir::new()?;
+            let plain = private
+                .path()
+                .join(format!("backup.{}", extension(url.backend())));
+            let counts = write_plain(url, db, &plain)?;
+            crypto::encrypt_file(&plain, recipients, file.file())
+                .with_context(|| format!("cannot encrypt the backup into {}", path.display()))?;
+            counts
         }
     };
     let size = file.persist()?;
@@ -75,6 +84,18 @@ pub fn write_backup(
         elapsed: started.elapsed(),
         counts,
     })
+}
+
+/// Writes a native backup of `db` to the file at `path`; returns the rows it holds.
+fn write_plain(url: &DatabaseUrl, db: &mut Database, path: &Path) -> anyhow::Result<RowCounts> {
+    match db.sqlite_connection() {
+        Some(live) => sqlite::write_copy(live, path),
+        None => {
+            postgres::dump(url, db, path)?;
+            // The dump's own moment is not observable from here; these are counted just after it.
+            Ok(db.row_counts()?)
+        }
+    }
 }
 
 /// A native backup that passed its checks, ready to restore.
