@@ -1,6 +1,10 @@
 //! Support for the end-to-end tests in `tests/e2e`: real SQLite files in temporary directories, a real
 //! PostgreSQL server (the one `TEST_DATABASE_URL` names, or an ephemeral cluster started for the test
-//! run), a database per test, and a content hash that reads the data without the code under test.
+//! run), a database per test, and a content hash that reads the data without the code under test;
+//! an S3-compatible server ([`s3`]) and a proxy that dies mid-transfer ([`proxy`]) for off-site copies.
+
+pub mod proxy;
+pub mod s3;
 
 use std::collections::hash_map::RandomState;
 use std::ffi::{OsStr, OsString};
@@ -347,7 +351,8 @@ fn append(path: &Path, text: &str) -> Result<(), String> {
         .map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
-fn free_port() -> u16 {
+/// A TCP port of 127.0.0.1 that nothing listens on now.
+pub fn free_port() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
     listener.local_addr().expect("a local address").port()
 }

@@ -6,6 +6,7 @@
 //! - [`native`]: native backups (SQLite's backup API, pg_dump / pg_restore), checked and restored.
 //! - [`json`]: the universal JSON export: writer, header reader, checked loader.
 //! - [`checks`]: what a restored or loaded database must satisfy, and the words for what breaks it.
+//! - [`remote`]: off-site copies, in an S3-compatible bucket or another directory.
 //! - [`safety`]: the copy of the current data taken before a command replaces it.
 //! - [`scratch`]: throwaway databases that `verify` restores into.
 
@@ -13,5 +14,6 @@ pub mod archive;
 pub mod checks;
 pub mod json;
 pub mod native;
+pub mod remote;
 pub mod safety;
 pub mod scratch;
