@@ -32,6 +32,7 @@ mod export_import;
 mod foundation;
 mod interface;
 mod list;
+mod offsite;
 mod prune;
 mod readme;
 mod scripting;

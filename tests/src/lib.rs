@@ -531,6 +531,17 @@ impl Drop for TestDb {
     }
 }
 
+/// The SHA-256 of the file at `path`, in lowercase hex, by `sha256sum` (not the code under test).
+pub fn sha256_hex(path: &Path) -> String {
+    let out = Command::new("sha256sum")
+        .arg(path)
+        .output()
+        .expect("run sha256sum");
+    assert!(out.status.success(), "sha256sum {}", path.display());
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.split_whitespace().next().expect("a hash").to_string()
+}
+
 /// What one run of a command gave.
 #[derive(Debug)]
 pub struct Outcome {
@@ -549,9 +560,25 @@ pub fn run_xtask(bin: &str, args: &[&str]) -> Outcome {
     run_xtask_with_env(bin, args, &[])
 }
 
+/// The variables that would send a command's copies off-site: never inherited by the commands under
+/// test, which get them only from the test.
+const REMOTE_VARIABLES: [&str; 7] = [
+    "TOEFL_BACKUP_REMOTE",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+    "AWS_ENDPOINT_URL",
+];
+
 /// Like [`run_xtask`], with the variables `env` set in its environment (e.g. another `PATH`).
 pub fn run_xtask_with_env(bin: &str, args: &[&str], env: &[(&str, &OsStr)]) -> Outcome {
-    Command::new(bin)
+    let mut command = Command::new(bin);
+    for name in REMOTE_VARIABLES {
+        command.env_remove(name);
+    }
+    command
         .args(args)
         .env_remove("DATABASE_URL")
         .envs(env.iter().copied())

@@ -135,13 +135,42 @@ impl S3Server {
     pub fn create_bucket(&self) -> String {
         static NEXT: AtomicU32 = AtomicU32::new(0);
         let name = format!("toefl-test-{}", NEXT.fetch_add(1, Ordering::Relaxed));
+        self.create_bucket_named(&name);
+        name
+    }
+
+    /// Creates the bucket `name` in [`REGION`], once per server (the README's, for one).
+    pub fn create_bucket_named(&self, name: &str) {
         let config = format!(
             "<CreateBucketConfiguration><LocationConstraint>{REGION}</LocationConstraint>\
              </CreateBucketConfiguration>"
         );
         self.request("PUT", &format!("/{name}"), &[], config.as_bytes())
             .expect_status(200);
-        name
+    }
+
+    /// Runs `script` with the Python of moto's virtualenv (which has boto3) and `args`, with
+    /// `ENDPOINT` set to this server; returns its standard output. For checks that need the real
+    /// AWS SDK's validation, such as the README's lifecycle rule and permissions.
+    pub fn python(&self, script: &str, args: &[&str]) -> String {
+        let program = moto_server_program().unwrap_or_else(|e| panic!("{e}"));
+        let python = program.with_file_name("python3");
+        let out = Command::new(&python)
+            .arg("-c")
+            .arg(script)
+            .args(args)
+            .env("ENDPOINT", self.endpoint())
+            .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+            .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+            .env("AWS_DEFAULT_REGION", REGION)
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}", python.display()));
+        assert!(
+            out.status.success(),
+            "{script}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
     /// The size and metadata (`x-amz-meta-*`, without the prefix) of an object; `None` if absent.

@@ -5,9 +5,11 @@ use std::path::PathBuf;
 
 use app::{Create, Database, DatabaseUrl};
 
+use crate::engine::archive::compression::Compression;
 use crate::engine::archive::kind::BackupKind;
 use crate::engine::archive::series::Series;
 use crate::engine::native;
+use crate::flags::{Facts, RemoteOptions};
 use crate::report::Report;
 
 /// Options of `cargo xtask backup`.
@@ -20,11 +22,15 @@ pub struct BackupArgs {
     /// Overwrite the file if it already exists
     #[arg(long)]
     force: bool,
+    #[command(flatten)]
+    remote: RemoteOptions,
 }
 
-/// Backs up the database at `url` to `--file` or a new timestamped file in `backups/`.
+/// Backs up the database at `url` to `--file` or a new timestamped file in `backups/`, then to the
+/// remote, if any.
 pub fn run(url: &DatabaseUrl, args: &BackupArgs) -> anyhow::Result<Report> {
     let mut report = Report::start("backup");
+    let offsite = args.remote.open()?;
     let mut db = Database::open(url, Create::No)?;
     db.check_schema_version(url)?;
     let path = match &args.file {
@@ -41,5 +47,12 @@ pub fn run(url: &DatabaseUrl, args: &BackupArgs) -> anyhow::Result<Report> {
             written.size,
         )
         .rows(&written.counts);
+    let facts = Facts {
+        kind: BackupKind::Native,
+        backend: url.backend(),
+        counts: &written.counts,
+        compression: Compression::None,
+    };
+    offsite.upload(&path, &facts, "remote", &mut report)?;
     Ok(report)
 }

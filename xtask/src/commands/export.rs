@@ -10,6 +10,7 @@ use crate::engine::archive::compression::Compression;
 use crate::engine::archive::kind::BackupKind;
 use crate::engine::archive::series::Series;
 use crate::engine::json::writer::export_to_file;
+use crate::flags::{Facts, RemoteOptions};
 use crate::report::{human_size, Report};
 
 /// Options of `cargo xtask export`.
@@ -25,11 +26,15 @@ pub struct ExportArgs {
     /// compressed with gzip or zstd anyway
     #[arg(long)]
     compress: bool,
+    #[command(flatten)]
+    remote: RemoteOptions,
 }
 
-/// Exports `url` to the chosen file and prints where it went and what it holds.
+/// Exports `url` to the chosen file (and then to the remote, if any) and prints where it went and
+/// what it holds.
 pub fn run(url: &DatabaseUrl, args: &ExportArgs) -> anyhow::Result<Report> {
     let mut report = Report::start("export");
+    let offsite = args.remote.open()?;
     let mut db = Database::open(url, Create::No)?;
     db.check_schema_version(url)?;
     let (path, compression) = match &args.file {
@@ -63,5 +68,12 @@ pub fn run(url: &DatabaseUrl, args: &ExportArgs) -> anyhow::Result<Report> {
         .backup_file(&path, BackupKind::Json, url.backend().as_str(), size)
         .field("compression", compression.as_str())
         .rows(&counts);
+    let facts = Facts {
+        kind: BackupKind::Json,
+        backend: url.backend(),
+        counts: &counts,
+        compression,
+    };
+    offsite.upload(&path, &facts, "remote", &mut report)?;
     Ok(report)
 }

@@ -2,7 +2,7 @@
 //! transaction that checks every value, count, unique key and reference, streaming the file so that
 //! memory stays flat. The header is checked before the target is touched (or the user asked).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use app::DatabaseUrl;
 
@@ -12,23 +12,28 @@ use crate::engine::archive::kind::BackupKind;
 use crate::engine::archive::series::Series;
 use crate::engine::json::header::read_header;
 use crate::engine::json::loader::replace_data;
-use crate::flags::ReplaceOptions;
+use crate::flags::{RemoteOptions, ReplaceOptions, Source};
 use crate::report::Report;
 
 /// Options of `cargo xtask import`.
 #[derive(clap::Args)]
 pub struct ImportArgs {
-    /// The export file to import (written by `cargo xtask export`)
-    #[arg(long, value_name = "PATH")]
-    file: PathBuf,
+    /// The export file to import (written by `cargo xtask export`), or an off-site copy of one:
+    /// s3://BUCKET/KEY or file:///DIR/NAME (downloaded and checked first)
+    #[arg(long, value_name = "PATH", value_parser = Source::parse)]
+    file: Source,
     #[command(flatten)]
     replace: ReplaceOptions,
+    #[command(flatten)]
+    remote: RemoteOptions,
 }
 
 /// Replaces all the data of `url` with the data of the chosen file.
 pub fn run(url: &DatabaseUrl, args: &ImportArgs) -> anyhow::Result<Report> {
     let mut report = Report::start("import");
-    let path = &args.file;
+    let offsite = args.remote.open()?;
+    let source = args.file.fetch(&mut report)?;
+    let path = source.path();
     let header = read_header(path)?;
     header.check(path)?;
     let action = format!("the import of {}", path.display());
@@ -39,7 +44,7 @@ pub fn run(url: &DatabaseUrl, args: &ImportArgs) -> anyhow::Result<Report> {
     let mut db = open_confirmed_target(url, &action, args.replace.yes)?;
     let safety_copy =
         args.replace
-            .save_current_data(url, &mut db, Series::PreImport, &mut report)?;
+            .save_current_data(url, &mut db, Series::PreImport, &offsite, &mut report)?;
     let counts = match replace_data(&mut db, url, path, &header) {
         Ok(counts) => counts,
         Err(error) => {

@@ -2,7 +2,7 @@
 //! database (a temporary SQLite file, or a temporary PostgreSQL database created and dropped on the
 //! target's server) and checking integrity, schema version, keys, references and row counts there.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use app::{Backend, DatabaseUrl, RowCounts, SCHEMA_VERSION};
 
@@ -11,8 +11,10 @@ use crate::engine::archive::kind::{identify, BackupKind, FileKind};
 use crate::engine::checks::check_restored;
 use crate::engine::json::loader::load_into_empty;
 use crate::engine::native;
+use crate::engine::remote::Damaged;
 use crate::engine::scratch::Scratch;
 use crate::exit::Exit;
+use crate::flags::Source;
 use crate::report::Report;
 
 /// Options of `cargo xtask verify`.
@@ -21,12 +23,15 @@ use crate::report::Report;
     after_help = "A SQLite backup is restored into a temporary SQLite file. A PostgreSQL \
 dump is restored into a temporary database created (and dropped) on the server that \
 --database-url or DATABASE_URL names, so verifying a dump needs a PostgreSQL URL whose user may \
-create databases. Exit code 4 means the file failed verification."
+create databases. An off-site copy (s3://BUCKET/KEY, file:///DIR/NAME) is downloaded into a \
+private temporary directory and its SHA-256 checked first. Exit code 4 means the file failed \
+verification."
 )]
 pub struct VerifyArgs {
-    /// The backup to verify (recognised by its content, whatever its name)
-    #[arg(value_name = "FILE")]
-    file: PathBuf,
+    /// The backup to verify (recognised by its content, whatever its name), or an off-site copy of
+    /// one: s3://BUCKET/KEY or file:///DIR/NAME
+    #[arg(value_name = "FILE", value_parser = Source::parse)]
+    file: Source,
 }
 
 /// Restores `FILE` into a scratch database and checks it; `url` names the server for dumps.
@@ -35,7 +40,15 @@ pub fn run(
     args: &VerifyArgs,
 ) -> anyhow::Result<Report> {
     let mut report = Report::start("verify");
-    let path = &args.file;
+    // An off-site copy whose bytes changed in storage fails verification like a damaged file.
+    let source =
+        args.file
+            .fetch(&mut report)
+            .map_err(|error| match error.downcast_ref::<Damaged>() {
+                Some(_) => Exit::VerificationFailed(format!("{error:#}")).into(),
+                None => error,
+            })?;
+    let path = source.path();
     let kind = identify(path)?;
     let scratch = match (&kind, kind.backend()) {
         (_, Some(Backend::Sqlite)) => Scratch::sqlite()?,

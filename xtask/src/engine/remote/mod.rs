@@ -7,9 +7,6 @@
 //! refused before it is used. An object is never overwritten, and an upload that fails leaves nothing
 //! under its name. This module knows no command: it copies files, and says what it did.
 
-// The commands are wired to this engine in the next commit.
-#![allow(dead_code)]
-
 mod dir;
 mod s3;
 
@@ -23,22 +20,6 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
-
-/// `--remote` (or `TOEFL_BACKUP_REMOTE`): where off-site copies go.
-#[derive(clap::Args, Debug, Clone)]
-pub struct RemoteArgs {
-    /// Off-site storage for copies: s3://BUCKET[/PREFIX] (credentials and settings from the AWS_*
-    /// variables) or file:///ABSOLUTE/DIR
-    #[arg(long, env = "TOEFL_BACKUP_REMOTE", value_name = "URL", value_parser = RemoteUrl::parse)]
-    pub remote: Option<RemoteUrl>,
-}
-
-impl RemoteArgs {
-    /// Opens the remote, when one is configured (see [`Remote::open`]).
-    pub fn open(&self) -> anyhow::Result<Option<Remote>> {
-        self.remote.as_ref().map(Remote::open).transpose()
-    }
-}
 
 /// Where a remote is, as the user wrote it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -278,8 +259,8 @@ impl Remote {
         let (size, sha256) = hash_file(local)?;
         if self.store.head(name)?.is_some() {
             anyhow::bail!(
-                "{} already exists: an off-site copy is never replaced (give the file another name)",
-                self.url.object(name)
+                "an object of that name exists already: an off-site copy is never replaced (give \
+                 the file another name)"
             );
         }
         let mut metadata = metadata.clone();
@@ -346,13 +327,13 @@ impl Remote {
             .with_context(|| format!("cannot write {}", path.display()))?;
         let sha256 = hex(&into.hasher.finalize());
         if sha256 != expected || into.written != info.size {
-            anyhow::bail!(
+            return Err(Damaged(format!(
                 "its bytes have SHA-256 {sha256} ({} bytes), but SHA-256 {expected} ({} bytes) was \
                  stored with it when it was uploaded: the object was changed or damaged in \
                  storage, and is refused",
-                into.written,
-                info.size
-            );
+                into.written, info.size
+            ))
+            .into());
         }
         Ok(Downloaded { _dir: dir, path })
     }
@@ -422,6 +403,18 @@ fn check_metadata(metadata: &Metadata) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// The error of a download whose bytes do not have the SHA-256 stored with the object.
+#[derive(Debug)]
+pub struct Damaged(String);
+
+impl fmt::Display for Damaged {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Damaged {}
 
 /// A downloaded object in a private temporary directory, removed (with the directory) on drop.
 pub struct Downloaded {
