@@ -5,7 +5,7 @@
 pub mod compression;
 pub mod kind;
 pub mod new_file;
-mod owner_only;
+pub mod owner_only;
 pub mod retention;
 pub mod series;
 

@@ -12,14 +12,15 @@ mod s3;
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{self, Read, Write};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
+
+use super::archive::owner_only;
 
 /// Where a remote is, as the user wrote it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,17 +60,23 @@ impl RemoteUrl {
                 prefix: prefix.to_string(),
             })
         } else if let Some(path) = text.strip_prefix("file://") {
-            if !path.starts_with('/') {
+            // `file:///C:/Backups` on Windows: the path starts after the third slash.
+            let path = match path.strip_prefix('/') {
+                Some(rest) if cfg!(windows) && rest.get(1..2) == Some(":") => rest,
+                _ => path,
+            };
+            if !Path::new(path).is_absolute() {
                 return Err(format!(
                     "{text:?} is not an absolute directory: {FORMS} (three slashes, then the path)"
                 ));
             }
-            let dir = path.trim_end_matches('/');
-            Ok(RemoteUrl::Dir(PathBuf::from(if dir.is_empty() {
-                "/"
-            } else {
-                dir
-            })))
+            // Without trailing slashes, unless that leaves no root (`/`, `C:/`).
+            let trimmed = path.trim_end_matches('/');
+            let dir = match Path::new(trimmed).is_absolute() {
+                true => trimmed,
+                false => path,
+            };
+            Ok(RemoteUrl::Dir(PathBuf::from(dir)))
         } else {
             Err(format!("{text:?} is not a remote this tool knows: {FORMS}"))
         }
@@ -82,7 +89,7 @@ impl RemoteUrl {
                 format!("s3://{bucket}/{name}")
             }
             RemoteUrl::S3 { bucket, prefix } => format!("s3://{bucket}/{prefix}/{name}"),
-            RemoteUrl::Dir(dir) => format!("file://{}", dir.join(name).display()),
+            RemoteUrl::Dir(dir) => file_url(&dir.join(name)),
         }
     }
 }
@@ -92,8 +99,17 @@ impl fmt::Display for RemoteUrl {
         match self {
             RemoteUrl::S3 { bucket, prefix } if prefix.is_empty() => write!(f, "s3://{bucket}/"),
             RemoteUrl::S3 { bucket, prefix } => write!(f, "s3://{bucket}/{prefix}"),
-            RemoteUrl::Dir(dir) => write!(f, "file://{}", dir.display()),
+            RemoteUrl::Dir(dir) => f.write_str(&file_url(dir)),
         }
+    }
+}
+
+/// The `file://` URL of an absolute path: `file:///mnt/nas`, and on Windows `file:///C:/Backups`.
+fn file_url(path: &Path) -> String {
+    let path = path.display().to_string();
+    match cfg!(windows) {
+        true => format!("file:///{}", path.replace('\\', "/")),
+        false => format!("file://{path}"),
     }
 }
 
@@ -310,11 +326,7 @@ impl Remote {
             .tempdir()
             .context("cannot create a temporary directory for the download")?;
         let path = dir.path().join(name);
-        let file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&path)
+        let file = owner_only::create_new(&path)
             .with_context(|| format!("cannot create {}", path.display()))?;
         let mut into = HashingWriter {
             inner: io::BufWriter::new(file),

@@ -19,10 +19,9 @@ fn remote_urls_parse() {
         ("s3://backups", s3("backups", "")),
         ("s3://backups/", s3("backups", "")),
         ("s3://backups/toefl/prod/", s3("backups", "toefl/prod")),
-        (
-            "file:///mnt/nas/toefl",
-            RemoteUrl::Dir("/mnt/nas/toefl".into()),
-        ),
+        ("file:///mnt/nas", RemoteUrl::Dir("/mnt/nas".into())),
+        ("file:///mnt/nas/", RemoteUrl::Dir("/mnt/nas".into())),
+        ("file:///", RemoteUrl::Dir("/".into())),
     ];
     for (text, url) in cases {
         assert_eq!(RemoteUrl::parse(text), Ok(url), "{text}");
