@@ -33,6 +33,7 @@ mod export_import;
 mod foundation;
 mod interface;
 mod list;
+mod offsite;
 mod old_backups;
 mod prune;
 mod readme;

@@ -1,6 +1,10 @@
 //! Support for the end-to-end tests in `tests/e2e`: real SQLite files in temporary directories, a real
 //! PostgreSQL server (the one `TEST_DATABASE_URL` names, or an ephemeral cluster started for the test
-//! run), a database per test, and a content hash that reads the data without the code under test.
+//! run), a database per test, and a content hash that reads the data without the code under test;
+//! an S3-compatible server ([`s3`]) and a proxy that dies mid-transfer ([`proxy`]) for off-site copies.
+
+pub mod proxy;
+pub mod s3;
 
 use std::collections::hash_map::RandomState;
 use std::ffi::{OsStr, OsString};
@@ -347,7 +351,8 @@ fn append(path: &Path, text: &str) -> Result<(), String> {
         .map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
-fn free_port() -> u16 {
+/// A TCP port of 127.0.0.1 that nothing listens on now.
+pub fn free_port() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
     listener.local_addr().expect("a local address").port()
 }
@@ -548,6 +553,17 @@ impl Drop for TestDb {
     }
 }
 
+/// The SHA-256 of the file at `path`, in lowercase hex, by `sha256sum` (not the code under test).
+pub fn sha256_hex(path: &Path) -> String {
+    let out = Command::new("sha256sum")
+        .arg(path)
+        .output()
+        .expect("run sha256sum");
+    assert!(out.status.success(), "sha256sum {}", path.display());
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.split_whitespace().next().expect("a hash").to_string()
+}
+
 /// What one run of a command gave.
 #[derive(Debug)]
 pub struct Outcome {
@@ -566,9 +582,25 @@ pub fn run_xtask(bin: &str, args: &[&str]) -> Outcome {
     run_xtask_with_env(bin, args, &[])
 }
 
+/// The variables that would send a command's copies off-site: never inherited by the commands under
+/// test, which get them only from the test.
+const REMOTE_VARIABLES: [&str; 7] = [
+    "TOEFL_BACKUP_REMOTE",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+    "AWS_ENDPOINT_URL",
+];
+
 /// Like [`run_xtask`], with the variables `env` set in its environment (e.g. another `PATH`).
 pub fn run_xtask_with_env(bin: &str, args: &[&str], env: &[(&str, &OsStr)]) -> Outcome {
-    Command::new(bin)
+    let mut command = Command::new(bin);
+    for name in REMOTE_VARIABLES {
+        command.env_remove(name);
+    }
+    command
         .args(args)
         .env_remove("DATABASE_URL")
         // Encryption is what a test asks for, whatever the developer's environment says.

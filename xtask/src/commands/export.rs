@@ -12,6 +12,7 @@ use crate::engine::archive::kind::BackupKind;
 use crate::engine::archive::series::Series;
 use crate::engine::json::writer::export_to_file;
 use crate::flags::RecipientOptions;
+use crate::flags::{Facts, RemoteOptions};
 use crate::report::{human_size, Report};
 
 /// Options of `cargo xtask export`.
@@ -29,12 +30,16 @@ pub struct ExportArgs {
     compress: bool,
     #[command(flatten)]
     encryption: RecipientOptions,
+    #[command(flatten)]
+    remote: RemoteOptions,
 }
 
-/// Exports `url` to the chosen file and prints where it went and what it holds.
+/// Exports `url` to the chosen file (and then to the remote, if any) and prints where it went and
+/// what it holds.
 pub fn run(url: &DatabaseUrl, args: &ExportArgs) -> anyhow::Result<Report> {
     let mut report = Report::start("export");
     let recipients = args.encryption.recipients()?;
+    let offsite = args.remote.open()?;
     let mut db = Database::open(url, Create::No)?;
     let schema_version = db.known_schema_version(url)?;
     let compression = match &args.file {
@@ -72,5 +77,13 @@ pub fn run(url: &DatabaseUrl, args: &ExportArgs) -> anyhow::Result<Report> {
         .field("compression", compression.as_str())
         .field("schema_version", schema_version)
         .rows(&counts);
+    let facts = Facts {
+        kind: BackupKind::Json,
+        backend: url.backend(),
+        schema_version,
+        counts: &counts,
+        compression,
+    };
+    offsite.upload(&path, &facts, "remote", &mut report)?;
     Ok(report)
 }

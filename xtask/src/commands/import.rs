@@ -3,7 +3,7 @@
 //! memory stays flat. The header is checked before the target is touched (or the user asked). A file
 //! of an earlier schema version is brought forward to the current one as it is loaded.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use app::DatabaseUrl;
 
@@ -14,15 +14,16 @@ use crate::engine::archive::series::Series;
 use crate::engine::archive::source::Source;
 use crate::engine::json::header::read_header;
 use crate::engine::json::loader::replace_data;
-use crate::flags::{IdentityOptions, ReplaceOptions};
+use crate::flags::{IdentityOptions, Location, ReplaceOptions};
 use crate::report::{brought_forward, Report};
 
 /// Options of `cargo xtask import`.
 #[derive(clap::Args)]
 pub struct ImportArgs {
-    /// The export file to import (written by `cargo xtask export`; plain, compressed or encrypted)
-    #[arg(long, value_name = "PATH")]
-    file: PathBuf,
+    /// The export file to import (written by `cargo xtask export`; plain, compressed or encrypted),
+    /// or an off-site copy of one: s3://BUCKET/KEY or file:///DIR/NAME (downloaded and checked first)
+    #[arg(long, value_name = "PATH", value_parser = Location::parse)]
+    file: Location,
     #[command(flatten)]
     replace: ReplaceOptions,
     #[command(flatten)]
@@ -32,8 +33,10 @@ pub struct ImportArgs {
 /// Replaces all the data of `url` with the data of the chosen file.
 pub fn run(url: &DatabaseUrl, args: &ImportArgs) -> anyhow::Result<Report> {
     let mut report = Report::start("import");
-    let path = &args.file;
     let recipients = args.replace.safety.recipients()?;
+    let offsite = args.replace.safety.offsite()?;
+    let fetched = args.file.fetch(&mut report)?;
+    let path = fetched.path();
     let source = Source::new(path, &args.decryption.identities())?;
     let header = read_header(&source)?;
     let schema_version = header.check(path)?;
@@ -48,6 +51,7 @@ pub fn run(url: &DatabaseUrl, args: &ImportArgs) -> anyhow::Result<Report> {
         &mut db,
         Series::PreImport,
         recipients.as_ref(),
+        &offsite,
         &mut report,
     )?;
     let counts = match replace_data(&mut db, url, &source, &header, schema_version) {

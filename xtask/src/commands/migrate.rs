@@ -20,6 +20,7 @@ pub struct MigrateArgs {
 pub fn run(url: &DatabaseUrl, args: &MigrateArgs) -> anyhow::Result<Report> {
     let mut report = Report::start("migrate");
     let recipients = args.safety.recipients()?;
+    let offsite = args.safety.offsite()?;
     let mut db = Database::open(url, Create::IfMissing)?;
     let mut safety_copy = None;
     if let Some(current) = db.schema_version()? {
@@ -37,6 +38,7 @@ pub fn run(url: &DatabaseUrl, args: &MigrateArgs) -> anyhow::Result<Report> {
                 &mut db,
                 Series::PreMigrate,
                 recipients.as_ref(),
+                &offsite,
                 &mut report,
             )?;
         }

@@ -4,8 +4,6 @@
 //! (`pg_restore --single-transaction`). A backup of an earlier schema version is brought forward to
 //! the current one within that step or transaction.
 
-use std::path::PathBuf;
-
 use app::DatabaseUrl;
 
 use crate::confirm::open_confirmed_target;
@@ -14,16 +12,17 @@ use crate::engine::archive::kind::{identify, BackupKind};
 use crate::engine::archive::series::Series;
 use crate::engine::archive::source::Source;
 use crate::engine::native;
-use crate::flags::{IdentityOptions, ReplaceOptions};
+use crate::flags::{IdentityOptions, Location, ReplaceOptions};
 use crate::report::{brought_forward, Report};
 
 /// Options of `cargo xtask restore`.
 #[derive(clap::Args)]
 pub struct RestoreArgs {
     /// The backup to restore: a SQLite backup or a pg_dump custom-format dump made by
-    /// `cargo xtask backup`, maybe encrypted (recognised by its content, whatever its name)
-    #[arg(long, value_name = "PATH")]
-    file: PathBuf,
+    /// `cargo xtask backup`, maybe encrypted (recognised by its content, whatever its name), or an
+    /// off-site copy of one: s3://BUCKET/KEY or file:///DIR/NAME (downloaded and checked first)
+    #[arg(long, value_name = "PATH", value_parser = Location::parse)]
+    file: Location,
     #[command(flatten)]
     replace: ReplaceOptions,
     #[command(flatten)]
@@ -33,8 +32,10 @@ pub struct RestoreArgs {
 /// Restores `--file` onto the database at `url`.
 pub fn run(url: &DatabaseUrl, args: &RestoreArgs) -> anyhow::Result<Report> {
     let mut report = Report::start("restore");
-    let path = &args.file;
     let recipients = args.replace.safety.recipients()?;
+    let offsite = args.replace.safety.offsite()?;
+    let fetched = args.file.fetch(&mut report)?;
+    let path = fetched.path();
     let source = Source::new(path, &args.decryption.identities())?;
     let kind = identify(&source)?;
     kind.require_native_for(path, url.backend())?;
@@ -50,6 +51,7 @@ pub fn run(url: &DatabaseUrl, args: &RestoreArgs) -> anyhow::Result<Report> {
         &mut db,
         Series::PreRestore,
         recipients.as_ref(),
+        &offsite,
         &mut report,
     )?;
     native::restore(backup, plain.path(), url, &mut db)?;

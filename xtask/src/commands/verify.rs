@@ -4,7 +4,7 @@
 //! counts there. A file of an earlier schema version is brought forward, as restore and import do,
 //! and checked at the current version.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use app::{Backend, DatabaseUrl, RowCounts, SCHEMA_VERSION};
 
@@ -15,9 +15,10 @@ use crate::engine::checks::check_restored;
 use crate::engine::crypto::Unreadable;
 use crate::engine::json::loader::load_into_empty;
 use crate::engine::native;
+use crate::engine::remote::Damaged;
 use crate::engine::scratch::Scratch;
 use crate::exit::Exit;
-use crate::flags::IdentityOptions;
+use crate::flags::{IdentityOptions, Location};
 use crate::report::Report;
 
 /// Options of `cargo xtask verify`.
@@ -26,13 +27,16 @@ use crate::report::Report;
     after_help = "A SQLite backup is restored into a temporary SQLite file. A PostgreSQL \
 dump is restored into a temporary database created (and dropped) on the server that \
 --database-url or DATABASE_URL names, so verifying a dump needs a PostgreSQL URL whose user may \
-create databases. An encrypted file is decrypted with --identity. Exit code 4 means the file failed \
-verification (a damaged or truncated encrypted file too); a missing or wrong identity exits 1."
+create databases. An encrypted file is decrypted with --identity. An off-site copy (s3://BUCKET/KEY, \
+file:///DIR/NAME) is downloaded into a private temporary directory and its SHA-256 checked first. \
+Exit code 4 means the file failed verification (a damaged or truncated encrypted file, or an \
+off-site copy whose bytes changed, too); a missing or wrong identity exits 1."
 )]
 pub struct VerifyArgs {
-    /// The backup to verify (recognised by its content, whatever its name)
-    #[arg(value_name = "FILE")]
-    file: PathBuf,
+    /// The backup to verify (recognised by its content, whatever its name), or an off-site copy of
+    /// one: s3://BUCKET/KEY or file:///DIR/NAME
+    #[arg(value_name = "FILE", value_parser = Location::parse)]
+    file: Location,
     #[command(flatten)]
     decryption: IdentityOptions,
 }
@@ -43,7 +47,15 @@ pub fn run(
     args: &VerifyArgs,
 ) -> anyhow::Result<Report> {
     let mut report = Report::start("verify");
-    let path = &args.file;
+    // An off-site copy whose bytes changed in storage fails verification like a damaged file.
+    let fetched =
+        args.file
+            .fetch(&mut report)
+            .map_err(|error| match error.downcast_ref::<Damaged>() {
+                Some(_) => Exit::VerificationFailed(format!("{error:#}")).into(),
+                None => error,
+            })?;
+    let path = fetched.path();
     let source = Source::new(path, &args.decryption.identities())?;
     // A file that does not decrypt for want of the right key is the user's to fix; damage fails it.
     let kind = identify(&source).map_err(|error| match Unreadable::cause_of(&error) {

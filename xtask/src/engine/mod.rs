@@ -8,6 +8,7 @@
 //! - [`crypto`]: age encryption of what is written, decryption of what is read, and private
 //!   temporary directories for plaintext that must be a file.
 //! - [`checks`]: what a restored or loaded database must satisfy, and the words for what breaks it.
+//! - [`remote`]: off-site copies, in an S3-compatible bucket or another directory.
 //! - [`safety`]: the copy of the current data taken before a command replaces it.
 //! - [`scratch`]: throwaway databases that `verify` restores into.
 
@@ -16,5 +17,6 @@ pub mod checks;
 pub mod crypto;
 pub mod json;
 pub mod native;
+pub mod remote;
 pub mod safety;
 pub mod scratch;

@@ -8,6 +8,7 @@ use anyhow::Context as _;
 use app::{Database, DatabaseUrl, RowCounts};
 
 use super::archive::compression::Compression;
+use super::archive::kind::BackupKind;
 use super::archive::series::Series;
 use super::crypto::Recipients;
 use super::json::writer::export_to_file;
@@ -19,6 +20,8 @@ pub struct SafetyCopy {
     pub path: PathBuf,
     /// Its size in bytes.
     pub size: u64,
+    /// A native backup or a JSON export (uncompressed).
+    pub kind: BackupKind,
     /// What it holds.
     pub counts: RowCounts,
 }
@@ -36,13 +39,17 @@ pub fn save_current_data(
     if !db.holds_data()? {
         return Ok(None);
     }
-    let saved = match series {
-        Series::PreRestore => {
+    let kind = match series {
+        Series::PreRestore => BackupKind::Native,
+        _ => BackupKind::Json,
+    };
+    let saved = match kind {
+        BackupKind::Native => {
             let path = series.path_for(None, native::extension(url.backend()), recipients)?;
             native::write_backup(url, db, &path, false, recipients)
                 .map(|written| (path, written.size, written.counts))
         }
-        _ => {
+        BackupKind::Json => {
             let path = series.path_for(None, Compression::None.export_extension(), recipients)?;
             export_to_file(db, &path, false, Compression::None, recipients)
                 .map(|(counts, size)| (path, size, counts))
@@ -54,5 +61,10 @@ pub fn save_current_data(
              --no-safety-backup to go on without this safety copy)"
         )
     })?;
-    Ok(Some(SafetyCopy { path, size, counts }))
+    Ok(Some(SafetyCopy {
+        path,
+        size,
+        kind,
+        counts,
+    }))
 }
