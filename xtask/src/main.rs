@@ -8,6 +8,7 @@ mod confirm;
 mod engine;
 mod exit;
 mod flags;
+mod offsite;
 mod progress;
 mod report;
 mod workspace;

@@ -10,7 +10,8 @@ use crate::engine::archive::kind::BackupKind;
 use crate::engine::archive::series::Series;
 use crate::engine::native;
 use crate::flags::RecipientOptions;
-use crate::flags::{Facts, RemoteOptions};
+use crate::flags::RemoteOptions;
+use crate::offsite::Facts;
 use crate::report::Report;
 
 /// Options of `cargo xtask backup`.

@@ -12,7 +12,8 @@ use crate::engine::archive::kind::BackupKind;
 use crate::engine::archive::series::Series;
 use crate::engine::json::writer::export_to_file;
 use crate::flags::RecipientOptions;
-use crate::flags::{Facts, RemoteOptions};
+use crate::flags::RemoteOptions;
+use crate::offsite::Facts;
 use crate::report::{human_size, Report};
 
 /// Options of `cargo xtask export`.

@@ -14,7 +14,8 @@ use crate::engine::archive::series::Series;
 use crate::engine::archive::source::Source;
 use crate::engine::json::header::read_header;
 use crate::engine::json::loader::replace_data;
-use crate::flags::{IdentityOptions, Location, ReplaceOptions};
+use crate::flags::{IdentityOptions, ReplaceOptions};
+use crate::offsite::Location;
 use crate::report::{brought_forward, Report};
 
 /// Options of `cargo xtask import`.

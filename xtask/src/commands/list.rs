@@ -18,7 +18,8 @@ use crate::engine::crypto::{Identities, AGE_EXTENSION};
 use crate::engine::json::header::read_header;
 use crate::engine::native::{self, dump_schema_version, PgTool};
 use crate::engine::remote::Remote;
-use crate::flags::{Archive, IdentityOptions, RemoteOptions, StoredFacts};
+use crate::flags::{IdentityOptions, RemoteOptions};
+use crate::offsite::{Archive, StoredFacts};
 use crate::report::{human_size, Report};
 
 /// Options of `cargo xtask list`.

@@ -12,7 +12,8 @@ use anyhow::Context as _;
 use crate::engine::archive::retention::{plan, Policy};
 use crate::engine::archive::series::{files_named_by_us, BackupName};
 use crate::engine::remote::Remote;
-use crate::flags::{Archive, RemoteOptions};
+use crate::flags::RemoteOptions;
+use crate::offsite::Archive;
 use crate::report::Report;
 
 /// Options of `cargo xtask prune`.

@@ -12,7 +12,8 @@ use crate::engine::archive::kind::{identify, BackupKind};
 use crate::engine::archive::series::Series;
 use crate::engine::archive::source::Source;
 use crate::engine::native;
-use crate::flags::{IdentityOptions, Location, ReplaceOptions};
+use crate::flags::{IdentityOptions, ReplaceOptions};
+use crate::offsite::Location;
 use crate::report::{brought_forward, Report};
 
 /// Options of `cargo xtask restore`.

@@ -18,7 +18,8 @@ use crate::engine::native;
 use crate::engine::remote::Damaged;
 use crate::engine::scratch::Scratch;
 use crate::exit::Exit;
-use crate::flags::{IdentityOptions, Location};
+use crate::flags::IdentityOptions;
+use crate::offsite::Location;
 use crate::report::Report;
 
 /// Options of `cargo xtask verify`.
