@@ -11,7 +11,7 @@ use crate::engine::crypto::{Identities, Recipients, RECIPIENTS_ENV};
 use crate::engine::remote::{Remote, RemoteUrl};
 use crate::engine::safety;
 use crate::exit::Exit;
-use crate::offsite::{Archive, Facts, Offsite};
+use crate::offsite::{Archive, Facts, Fetched, Location, Offsite};
 use crate::report::{human_size, Report};
 
 /// The options that make a command encrypt the files it writes (with age).
@@ -70,6 +70,53 @@ pub struct ReplaceOptions {
     pub yes: bool,
     #[command(flatten)]
     pub safety: SafetyOptions,
+}
+
+impl ReplaceOptions {
+    /// Gets ready to replace a database's data with `file`'s: the safety copy's recipients and remote
+    /// are checked first (a bad key or an unreachable remote fails before anything happens), then
+    /// the file is fetched.
+    pub fn prepare(&self, file: &Location, report: &mut Report) -> anyhow::Result<Replacement> {
+        Ok(Replacement {
+            recipients: self.safety.recipients()?,
+            offsite: self.safety.offsite()?,
+            fetched: file.fetch(report)?,
+        })
+    }
+
+    /// Takes the safety copy of `db` before `replacement` replaces its data (see
+    /// [`SafetyOptions::save_current_data`]).
+    pub fn save_current_data(
+        &self,
+        url: &DatabaseUrl,
+        db: &mut Database,
+        series: Series,
+        replacement: &Replacement,
+        report: &mut Report,
+    ) -> anyhow::Result<Option<String>> {
+        self.safety.save_current_data(
+            url,
+            db,
+            series,
+            replacement.recipients.as_ref(),
+            &replacement.offsite,
+            report,
+        )
+    }
+}
+
+/// What [`ReplaceOptions::prepare`] readied: where the safety copy goes, and the file to read.
+pub struct Replacement {
+    recipients: Option<Recipients>,
+    offsite: Offsite,
+    fetched: Fetched,
+}
+
+impl Replacement {
+    /// The file to read, local (or downloaded and checked).
+    pub fn path(&self) -> &Path {
+        self.fetched.path()
+    }
 }
 
 /// The options of the commands that save a database's data before they change it (import, restore,

@@ -34,10 +34,8 @@ pub struct ImportArgs {
 /// Replaces all the data of `url` with the data of the chosen file.
 pub fn run(url: &DatabaseUrl, args: &ImportArgs) -> anyhow::Result<Report> {
     let mut report = Report::start("import");
-    let recipients = args.replace.safety.recipients()?;
-    let offsite = args.replace.safety.offsite()?;
-    let fetched = args.file.fetch(&mut report)?;
-    let path = fetched.path();
+    let replacement = args.replace.prepare(&args.file, &mut report)?;
+    let path = replacement.path();
     let source = Source::new(path, &args.decryption.identities())?;
     let header = read_header(&source)?;
     let schema_version = header.check(path)?;
@@ -47,12 +45,11 @@ pub fn run(url: &DatabaseUrl, args: &ImportArgs) -> anyhow::Result<Report> {
         .filter(|p| !p.exists())
         .map(Path::to_path_buf);
     let mut db = open_confirmed_target(url, &action, args.replace.yes)?;
-    let safety_copy = args.replace.safety.save_current_data(
+    let safety_copy = args.replace.save_current_data(
         url,
         &mut db,
         Series::PreImport,
-        recipients.as_ref(),
-        &offsite,
+        &replacement,
         &mut report,
     )?;
     let counts = match replace_data(&mut db, url, &source, &header, schema_version) {

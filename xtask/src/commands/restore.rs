@@ -33,10 +33,8 @@ pub struct RestoreArgs {
 /// Restores `--file` onto the database at `url`.
 pub fn run(url: &DatabaseUrl, args: &RestoreArgs) -> anyhow::Result<Report> {
     let mut report = Report::start("restore");
-    let recipients = args.replace.safety.recipients()?;
-    let offsite = args.replace.safety.offsite()?;
-    let fetched = args.file.fetch(&mut report)?;
-    let path = fetched.path();
+    let replacement = args.replace.prepare(&args.file, &mut report)?;
+    let path = replacement.path();
     let source = Source::new(path, &args.decryption.identities())?;
     let kind = identify(&source)?;
     kind.require_native_for(path, url.backend())?;
@@ -47,12 +45,11 @@ pub fn run(url: &DatabaseUrl, args: &RestoreArgs) -> anyhow::Result<Report> {
     let schema_version = backup.schema_version;
     let action = format!("restoring {}", path.display());
     let mut db = open_confirmed_target(url, &action, args.replace.yes)?;
-    let safety_copy = args.replace.safety.save_current_data(
+    let safety_copy = args.replace.save_current_data(
         url,
         &mut db,
         Series::PreRestore,
-        recipients.as_ref(),
-        &offsite,
+        &replacement,
         &mut report,
     )?;
     native::restore(backup, plain.path(), url, &mut db)?;
