@@ -8,13 +8,14 @@
 # | export PostgreSQL -> JSON | pg_dump, plain format                               | <= 1.0x |
 # | import JSON -> SQLite     | our own export of the same SQLite data              | <= 2.0x |
 # | export SQLite -> JSON     | sqlite3 -json                                       | <= 1.5x |
+# | the same, encrypted (age) | the same export, plain                              |         |
 # and the peak memory of each of ours: under 64 MiB, and within 20% of the figure at the first size.
 #
 # Seeds each size (students; about ten grades each) on SQLite and on an ephemeral PostgreSQL cluster
 # it starts itself (stopped and removed at exit), then runs ROUNDS rounds (default 3); in each round
 # every path runs next to its anchors, ours first in odd rounds and the anchor first in even ones,
 # each into a fresh database. Wall time and peak RSS come from /usr/bin/time. What is missing
-# (pgloader, pg_dump, sqlite3, time) is installed with apt-get.
+# (pgloader, pg_dump, sqlite3, age-keygen, time) is installed with apt-get.
 #
 # Usage: bench/compare.sh [STUDENTS...]   (default: 10000 100000, and the report is written to
 #        bench/RESULTS.md; with sizes given it is only printed)
@@ -35,6 +36,7 @@ missing=()
 command -v pgloader >/dev/null || missing+=(pgloader)
 command -v pg_dump >/dev/null || missing+=(postgresql-client)
 command -v sqlite3 >/dev/null || missing+=(sqlite3)
+command -v age-keygen >/dev/null || missing+=(age)
 [ -x /usr/bin/time ] || missing+=(time)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}" >&2
@@ -62,6 +64,9 @@ trap cleanup EXIT
 "${as_postgres[@]}" "$bindir/initdb" -U postgres -A trust -E UTF8 --locale C -D "$work/data" >/dev/null
 "${as_postgres[@]}" "$bindir/pg_ctl" -w -s -D "$work/data" -l "$work/server.log" \
   -o "-k $work -p $port -c listen_addresses=''" start
+# A key pair for the encrypted export.
+age-keygen -o "$work/key.txt" 2>/dev/null
+recipient=$(age-keygen -y "$work/key.txt")
 pg_url() { echo "postgresql://postgres@localhost/$1?host=$work&port=$port"; }
 psql_admin() { PGOPTIONS='-c client_min_messages=warning' psql -q -d "$(pg_url postgres)" "$@"; }
 fresh_pg() { psql_admin -c "DROP DATABASE IF EXISTS $1" -c "CREATE DATABASE $1"; }
@@ -87,6 +92,9 @@ run() {
     sqlite_export) rm -f "$work/export.json"
       measure "$name" "$xtask" export --file "$work/export.json" --database-url "sqlite://$work/seed_$n.db" ;;
     sqlite3_json) measure "$name" sqlite3 -json "$work/seed_$n.db" "$(cat "$work/select.sql")" ;;
+    sqlite_export_age) rm -f "$work/export.json.age"
+      measure "$name" "$xtask" export --file "$work/export.json.age" --recipient "$recipient" \
+        --database-url "sqlite://$work/seed_$n.db" ;;
     pg_export) rm -f "$work/export.json"
       measure "$name" "$xtask" export --file "$work/export.json" --database-url "$(pg_url "seed_$n")" ;;
     pg_dump_plain) measure "$name" pg_dump --file "$work/plain.sql" "$(pg_url "seed_$n")" ;;
@@ -105,7 +113,7 @@ run() {
 
 # Each path with its anchor (an anchor already run in the round is not run again).
 pairs=("sqlite_export sqlite3_json" "pg_export pg_dump_plain" "pg_import pg_restore"
-  "copy pgloader" "sqlite_import sqlite_export")
+  "copy pgloader" "sqlite_import sqlite_export" "sqlite_export_age sqlite_export")
 for n in "${sizes[@]}"; do
   echo "seeding $n students on SQLite and PostgreSQL..." >&2
   "$xtask" seed --students "$n" --database-url "sqlite://$work/seed_$n.db" 2>/dev/null
@@ -152,7 +160,8 @@ report() {
                 "import JSON → PostgreSQL|pg_import|pg_restore|pg_restore --single-transaction|1.0" \
                 "export PostgreSQL → JSON|pg_export|pg_dump_plain|pg_dump (plain)|1.0" \
                 "import JSON → SQLite|sqlite_import|sqlite_export|our export of the same SQLite data|2.0" \
-                "export SQLite → JSON|sqlite_export|sqlite3_json|sqlite3 -json|1.5"; do
+                "export SQLite → JSON|sqlite_export|sqlite3_json|sqlite3 -json|1.5" \
+                "export SQLite → JSON, encrypted (age)|sqlite_export_age|sqlite_export|the same export, plain|-"; do
       IFS='|' read -r label ours anchor anchor_label target <<<"$line"
       local ratios=() r
       for r in $(seq 1 "$rounds"); do
@@ -160,9 +169,11 @@ report() {
       done
       local med
       med=$(median "${ratios[@]}")
-      local met
-      met=$(awk -v m="$med" -v t="$target" 'BEGIN { print (m <= t) ? "met" : "missed" }')
-      echo "| $n | $label | $(joined "$ours" "$n") | $anchor_label | $(joined "$anchor" "$n") | $(echo "${ratios[*]}" | sed 's/ / \/ /g') | $med | <= $target ($met) |"
+      local goal=-
+      if [ "$target" != - ]; then
+        goal="<= $target ($(awk -v m="$med" -v t="$target" 'BEGIN { print (m <= t) ? "met" : "missed" }'))"
+      fi
+      echo "| $n | $label | $(joined "$ours" "$n") | $anchor_label | $(joined "$anchor" "$n") | $(echo "${ratios[*]}" | sed 's/ / \/ /g') | $med | $goal |"
     done
   done
   echo
@@ -171,7 +182,7 @@ report() {
   echo "| path | $(printf '%s students | ' "${sizes[@]}")ratio | target |"
   echo "| --- | $(printf -- '---: | %.0s' "${sizes[@]}")---: | --- |"
   local path
-  for path in copy pg_import pg_export sqlite_import sqlite_export; do
+  for path in copy pg_import pg_export sqlite_import sqlite_export sqlite_export_age; do
     local row="| $path |" first="" last="" peak
     for n in "${sizes[@]}"; do
       peak=0

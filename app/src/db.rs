@@ -9,12 +9,15 @@ use rusqlite::types::{ToSqlOutput, ValueRef};
 
 use crate::backend::Backend;
 use crate::counts::RowCounts;
-use crate::pg_client::{ConnectError, PgClient};
+use crate::libpq::CONNECT_TIMEOUT;
+use crate::pg_client::{driver_config, ConnectError, PgClient};
 use crate::pg_copy::{CopyIn, CopyOut};
 use crate::schema::{
-    self, ColumnType, Table, MIGRATIONS_TABLE, PRIMARY_KEY, SCHEMA_VERSION, TABLES,
+    self, Column, ColumnType, RowCheck, Table, MIGRATIONS_TABLE, PRIMARY_KEY, SCHEMA_VERSION,
+    TABLES,
 };
-use crate::url::{redact, DatabaseUrl, UrlError, CONNECT_TIMEOUT};
+use crate::tls::SslMode;
+use crate::url::{process_environment, redact, DatabaseUrl, UrlError};
 use crate::value::{parse_date, parse_timestamp, write_date, write_timestamp, Value};
 
 /// What went wrong in the database layer. Messages say what failed and what to do; none contains a
@@ -43,6 +46,15 @@ pub enum Error {
         /// The driver's message.
         message: String,
     },
+    /// TLS settings that cannot be used, a server certificate they refuse, or no password where
+    /// the server asks for one.
+    #[error("cannot connect to {url}: {message}")]
+    PostgresSetup {
+        /// The URL, redacted.
+        url: String,
+        /// What is wrong and how to fix it.
+        message: String,
+    },
     /// A SQLite statement failed.
     #[error("SQLite: {0}")]
     Sqlite(#[from] rusqlite::Error),
@@ -62,6 +74,18 @@ pub enum Error {
         url: String,
         /// The version recorded in the database.
         found: i64,
+    },
+    /// A row stored at an earlier schema version breaks a rule that a migration adds.
+    #[error("{}", check.refusal(table, *version, &id.to_string()))]
+    MigrationRefused {
+        /// The version the migration was to.
+        version: i64,
+        /// The table.
+        table: &'static Table,
+        /// The row's id.
+        id: i64,
+        /// The check that refuses it.
+        check: &'static RowCheck,
     },
     /// A stored value does not have the form its column type demands.
     #[error("{table} row id {id}: column {column} holds {found:?}, which is not a valid {ty:?}")]
@@ -140,35 +164,7 @@ impl Database {
     pub fn open(url: &DatabaseUrl, create: Create) -> Result<Database> {
         match url {
             DatabaseUrl::Sqlite(path) => open_sqlite(path, create).map(Database::Sqlite),
-            DatabaseUrl::Postgres(text) => {
-                let connect_error = |message| Error::PostgresConnect {
-                    url: url.to_string(),
-                    message,
-                };
-                // Checked when the URL was parsed, by the same parser.
-                let mut config: tokio_postgres::Config = text
-                    .parse()
-                    .map_err(|e: postgres::Error| connect_error(postgres_message(&e)))?;
-                if config.get_connect_timeout().is_none() {
-                    config.connect_timeout(CONNECT_TIMEOUT);
-                }
-                // sslmode=require means "encrypted", as libpq reads it: the certificate is not
-                // verified, which is what hosted servers with their own CAs expect.
-                let tls = native_tls::TlsConnector::builder()
-                    .danger_accept_invalid_certs(true)
-                    .danger_accept_invalid_hostnames(true)
-                    .build()
-                    .map_err(|e| connect_error(format!("TLS setup failed: {e}")))?;
-                let tls = postgres_native_tls::MakeTlsConnector::new(tls);
-                let mut client = PgClient::connect(&config, tls).map_err(|e| match e {
-                    ConnectError::Postgres(e) => connect_error(postgres_message(&e)),
-                    ConnectError::Runtime(e) => connect_error(format!("cannot start: {e}")),
-                })?;
-                // A lock the app holds must make a restore or an import fail, not wait forever.
-                client
-                    .batch_execute(&format!("SET lock_timeout = '{}s'", LOCK_TIMEOUT.as_secs()))?;
-                Ok(Database::Postgres(client))
-            }
+            DatabaseUrl::Postgres(_) => open_postgres(url).map(Database::Postgres),
         }
     }
 
@@ -307,22 +303,29 @@ impl Database {
         }
     }
 
-    /// Creates or updates the schema to [`SCHEMA_VERSION`]; returns the versions it applied (none
-    /// when the database was up to date). Each version is applied in its own transaction.
+    /// The database's schema version, if this build knows it: at most [`SCHEMA_VERSION`] (an older
+    /// one is read and written as it is, e.g. exported before it is migrated). Fails when the
+    /// database has no schema, or one of a newer build; `url` names the database in the message.
+    pub fn known_schema_version(&mut self, url: &DatabaseUrl) -> Result<i64> {
+        match self.schema_version()? {
+            None => Err(Error::NoSchema(url.to_string())),
+            Some(found) if found > SCHEMA_VERSION => Err(Error::SchemaVersion {
+                url: url.to_string(),
+                found,
+            }),
+            Some(found) => Ok(found),
+        }
+    }
+
+    /// Creates or updates the schema to [`SCHEMA_VERSION`], all versions in one transaction; returns
+    /// the versions it applied (none when the database was up to date).
     pub fn migrate(&mut self) -> Result<Vec<i64>> {
-        self.migrate_with(|db, version| db.transaction(|db| db.apply_migration(version)))
+        self.transaction(Database::migrate_in_transaction)
     }
 
     /// Like [`Database::migrate`], inside the caller's transaction: a load into an empty database
     /// that fails then leaves it without a schema, exactly as it was.
     pub fn migrate_in_transaction(&mut self) -> Result<Vec<i64>> {
-        self.migrate_with(Database::apply_migration)
-    }
-
-    fn migrate_with(
-        &mut self,
-        apply: impl Fn(&mut Database, i64) -> Result<()>,
-    ) -> Result<Vec<i64>> {
         self.execute_batch(&schema::create_migrations_table(self.backend()))?;
         let current = self.schema_version()?.unwrap_or(0);
         if current > SCHEMA_VERSION {
@@ -333,22 +336,44 @@ impl Database {
         }
         let versions: Vec<i64> = (current + 1..=SCHEMA_VERSION).collect();
         for &version in &versions {
-            apply(self, version)?;
+            self.check_rows_allow(version)?;
+            self.apply_migration(version)?;
         }
         Ok(versions)
     }
 
-    fn apply_migration(&mut self, version: i64) -> Result<()> {
-        let dialect = self.backend();
-        let mut sql = migration(version, dialect).join(";\n");
-        sql.push_str(&format!(
-            ";\nINSERT INTO {MIGRATIONS_TABLE} (version, applied_at) VALUES ({version}, {})",
-            match dialect {
-                Backend::Sqlite => "strftime('%Y-%m-%d %H:%M:%f', 'now')",
-                Backend::Postgres => "now()",
+    /// Fails, naming the row, if a row stored at `version - 1` breaks a row check that `version`
+    /// adds: the database would refuse it midway, with a message that names no row.
+    fn check_rows_allow(&mut self, version: i64) -> Result<()> {
+        for table in TABLES {
+            for check in table.row_checks.iter().filter(|c| c.since == version) {
+                if let Some(id) = self.first_refused_row(table, check, version - 1)? {
+                    return Err(Error::MigrationRefused {
+                        version,
+                        table,
+                        id,
+                        check,
+                    });
+                }
             }
-        ));
-        self.execute_batch(&sql)
+        }
+        Ok(())
+    }
+
+    /// The lowest id of a row of `table` that `check` refuses, the table being stored at schema
+    /// version `stored` (the columns added since read as NULL, as a migration adds them).
+    pub fn first_refused_row(
+        &mut self,
+        table: &'static Table,
+        check: &RowCheck,
+        stored: i64,
+    ) -> Result<Option<i64>> {
+        let sql = check.first_refused_row_sql(table, stored, self.backend());
+        self.query_i64(&sql)
+    }
+
+    fn apply_migration(&mut self, version: i64) -> Result<()> {
+        self.execute_batch(&schema::migration_script(version, self.backend()))
     }
 
     /// The number of rows in each table, in dependency order.
@@ -525,26 +550,29 @@ impl Database {
         })
     }
 
-    /// Calls `each` with every row of `table`, by id ascending, typed as the schema says; rows are
-    /// streamed, never all held in memory. Returns the number of rows.
+    /// Calls `each` with every row of `table`, by id ascending, typed as the schema says: the values
+    /// of the columns the table has at schema version `version` (the database's own), in schema
+    /// order. Rows are streamed, never all held in memory. Returns the number of rows.
     pub fn for_each_row<E: From<Error>>(
         &mut self,
         table: &'static Table,
+        version: i64,
         mut each: impl FnMut(&[Value]) -> Result<(), E>,
     ) -> Result<u64, E> {
         let select = format!(
             "SELECT {} FROM {} ORDER BY {PRIMARY_KEY}",
-            table.column_list(),
+            table.column_list_at(version),
             table.name
         );
-        let mut values = vec![Value::Null; table.columns.len()];
+        let columns: Vec<&'static Column> = table.columns_at(version).collect();
+        let mut values = vec![Value::Null; columns.len()];
         let mut count = 0;
         match self {
             Database::Sqlite(conn) => {
                 let mut statement = conn.prepare(&select).map_err(Error::from)?;
                 let mut rows = statement.query([]).map_err(Error::from)?;
                 while let Some(row) = rows.next().map_err(Error::from)? {
-                    for (i, column) in table.columns.iter().enumerate() {
+                    for (i, column) in columns.iter().enumerate() {
                         let raw = row.get_ref(i).map_err(Error::from)?;
                         if !set_sqlite_value(&mut values[i], raw, column.ty) {
                             let error =
@@ -560,7 +588,7 @@ impl Database {
                 // Binary COPY: the server streams the rows without a message per column, and they
                 // are decoded straight from what it sends.
                 let copy = format!("COPY ({select}) TO STDOUT (FORMAT binary)");
-                let mut rows = CopyOut::new(table);
+                let mut rows = CopyOut::new(table, columns);
                 client.copy_out(&copy, |data| {
                     rows.decode(data, &mut values, |values| {
                         count += 1;
@@ -727,6 +755,59 @@ fn bind_row(
     Ok(())
 }
 
+/// Why a server that asks for a password got none, and where it can come from.
+const NO_PASSWORD: &str =
+    "the server asks for a password and none was found: put it in PGPASSWORD, \
+     or in the passfile (PGPASSFILE, else ~/.pgpass, ignored unless only its owner may read it: \
+     chmod 600; on Windows %APPDATA%\\postgresql\\pgpass.conf), or in the URL";
+
+/// Connects to a PostgreSQL URL as libpq would (see [`crate::libpq`]): password and TLS from the
+/// URL, else from the environment; a TLS failure is explained in one line with its fix.
+fn open_postgres(url: &DatabaseUrl) -> Result<PgClient> {
+    let failed = |message: String| Error::PostgresSetup {
+        url: url.to_string(),
+        message,
+    };
+    let connection = url
+        .postgres_connection(&process_environment)
+        .expect("a postgres URL")
+        .map_err(|e| failed(e.to_string()))?;
+    let mut config = driver_config(&connection.config);
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(CONNECT_TIMEOUT);
+    }
+    let tls = connection
+        .tls
+        .connector()
+        .map_err(|e| failed(e.to_string()))?;
+    let mut attempt = PgClient::connect(&config, tls.clone());
+    if attempt.is_err() && connection.tls.mode() == SslMode::Allow {
+        // libpq's `allow`: plain first, then TLS if the server refused the plain connection.
+        config.ssl_mode(postgres::config::SslMode::Require);
+        attempt = PgClient::connect(&config, tls);
+    }
+    let mut client = attempt.map_err(|e| {
+        let e = match e {
+            ConnectError::Postgres(e) => e,
+            ConnectError::Runtime(e) => return failed(format!("cannot start a connection: {e}")),
+        };
+        let message = postgres_message(&e);
+        if message.contains("password missing") {
+            return failed(NO_PASSWORD.into());
+        }
+        match connection.tls.explain_failure(&message) {
+            Some(explanation) => failed(explanation),
+            None => Error::PostgresConnect {
+                url: url.to_string(),
+                message,
+            },
+        }
+    })?;
+    // A lock the app holds must make a restore or an import fail, not wait forever.
+    client.batch_execute(&format!("SET lock_timeout = '{}s'", LOCK_TIMEOUT.as_secs()))?;
+    Ok(client)
+}
+
 fn open_sqlite(path: &Path, create: Create) -> Result<rusqlite::Connection> {
     use rusqlite::OpenFlags;
     let shown = path.display().to_string();
@@ -746,15 +827,6 @@ fn open_sqlite(path: &Path, create: Create) -> Result<rusqlite::Connection> {
     conn.execute_batch("PRAGMA foreign_keys = ON; SELECT count(*) FROM sqlite_master;")
         .map_err(open_error)?;
     Ok(conn)
-}
-
-/// The statements of schema version `version`. Version 1 creates the schema as [`TABLES`] describes
-/// it; later versions will be explicit `ALTER`s kept here.
-fn migration(version: i64, dialect: Backend) -> Vec<String> {
-    match version {
-        1 => schema::create_statements(dialect),
-        _ => unreachable!("no migration to version {version}"),
-    }
 }
 
 /// Sets `value` to what SQLite stores, `raw`, read as a value of `ty`; `false` when `raw` is not in
@@ -860,4 +932,136 @@ impl ToSql for Value {
     }
 
     to_sql_checked!();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rusqlite::types::Value as Stored;
+
+    /// A new in-memory SQLite database with schema version 1 and a few rows of every kind: scores,
+    /// no scores, a grade left unfinished.
+    fn sqlite_at_version_1() -> Database {
+        let url = DatabaseUrl::sqlite(":memory:");
+        let mut db = Database::open(&url, Create::IfMissing).unwrap();
+        db.execute_batch(&schema::create_migrations_table(Backend::Sqlite))
+            .unwrap();
+        db.apply_migration(1).unwrap();
+        db.execute_batch(
+            "INSERT INTO users VALUES (1, 'ana', 'ana@x', 'h', 'teacher', 1, '2024-01-01 00:00:00.000000', NULL);
+             INSERT INTO teachers VALUES (1, 1, 'Ana', NULL, NULL, '2024-01-01 00:00:00.000000');
+             INSERT INTO classes VALUES (1, 'T1', 1, 'B2', NULL, NULL, NULL, '2024-01-01 00:00:00.000000');
+             INSERT INTO students VALUES
+               (1, 'Bia', NULL, 1, 20, 21, 22, 23, 86, 'B2', NULL, '2024-01-01 00:00:00.000000', NULL),
+               (2, 'Caio', NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, '2024-01-01 00:00:00.000000', NULL);
+             INSERT INTO grades VALUES
+               (1, 1, '2024-02-01', 'placement', 20, 21, 22, 23, 86, 'B2', 50.5, NULL, '2024-02-01 10:00:00.000000'),
+               (2, 1, '2024-03-01', 'mock', NULL, NULL, NULL, NULL, NULL, NULL, NULL, 'unfinished', '2024-03-01 10:00:00.000000');",
+        )
+        .unwrap();
+        db
+    }
+
+    /// Every row of every table, the columns of version 1 only, as SQLite stores them.
+    fn version_1_rows(db: &mut Database) -> Vec<Vec<Stored>> {
+        let Database::Sqlite(conn) = db else {
+            unreachable!()
+        };
+        let mut rows = Vec::new();
+        for table in TABLES {
+            let sql = format!(
+                "SELECT {} FROM {} ORDER BY id",
+                table.column_list_at(1),
+                table.name
+            );
+            let mut statement = conn.prepare(&sql).unwrap();
+            let width = statement.column_count();
+            let read = statement
+                .query_map([], |row| (0..width).map(|i| row.get(i)).collect())
+                .unwrap();
+            rows.extend(read.map(Result::unwrap));
+        }
+        rows
+    }
+
+    #[test]
+    fn migrating_sqlite_from_version_1_keeps_every_row_and_adds_no_bands() {
+        let mut db = sqlite_at_version_1();
+        let before = version_1_rows(&mut db);
+        assert_eq!(db.migrate().unwrap(), vec![2]);
+        assert_eq!(db.schema_version().unwrap(), Some(2));
+        assert_eq!(version_1_rows(&mut db), before);
+        for table in [schema::STUDENTS, schema::GRADES] {
+            let bands = db
+                .query_i64(&format!(
+                    "SELECT count(*) FROM {} WHERE {} IS NOT NULL",
+                    table.name,
+                    schema::SCALES.section_bands.join(" IS NOT NULL OR ")
+                ))
+                .unwrap();
+            assert_eq!(bands, Some(0), "no invented bands in {}", table.name);
+        }
+        let leftovers = db
+            .query_i64("SELECT count(*) FROM sqlite_master WHERE name GLOB '*_v1'")
+            .unwrap();
+        assert_eq!(leftovers, Some(0), "the old tables are gone");
+        for key in schema::keys() {
+            if let schema::Key::Index(..) = key {
+                let sql = format!(
+                    "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name = '{}'",
+                    key.name()
+                );
+                assert_eq!(db.query_i64(&sql).unwrap(), Some(1), "{}", key.name());
+            }
+        }
+        // The rebuilt grades still refer to the rebuilt students, and still cascade.
+        db.execute_batch("DELETE FROM students WHERE id = 1")
+            .unwrap();
+        assert_eq!(
+            db.query_i64("SELECT count(*) FROM grades").unwrap(),
+            Some(0)
+        );
+        assert!(db
+            .execute_batch("INSERT INTO grades (student_id, taken_on, kind, created_at) VALUES (99, '2024-01-01', 'mock', '2024-01-01 00:00:00.000000')")
+            .is_err());
+    }
+
+    #[test]
+    fn a_version_1_row_with_a_partial_scale_stops_the_migration_and_is_named() {
+        let mut db = sqlite_at_version_1();
+        db.execute_batch(
+            "INSERT INTO students (id, name, reading, created_at) VALUES (7, 'Dani', 20, '2024-01-01 00:00:00.000000')",
+        )
+        .unwrap();
+        let before = version_1_rows(&mut db);
+        let error = db.migrate().unwrap_err();
+        assert!(
+            matches!(
+                error,
+                Error::MigrationRefused {
+                    version: 2,
+                    table: schema::STUDENTS,
+                    id: 7,
+                    ..
+                }
+            ),
+            "{error}"
+        );
+        assert!(error.to_string().contains("complete scales"), "{error}");
+        assert_eq!(db.schema_version().unwrap(), Some(1), "nothing changed");
+        assert_eq!(version_1_rows(&mut db), before);
+    }
+
+    #[test]
+    fn a_new_database_goes_through_every_version_in_one_transaction() {
+        let url = DatabaseUrl::sqlite(":memory:");
+        let mut db = Database::open(&url, Create::IfMissing).unwrap();
+        assert_eq!(db.migrate().unwrap(), vec![1, 2]);
+        assert_eq!(db.migrate().unwrap(), Vec::<i64>::new());
+        assert_eq!(
+            db.query_i64("SELECT count(*) FROM schema_migrations")
+                .unwrap(),
+            Some(2)
+        );
+    }
 }

@@ -1,5 +1,7 @@
 //! Deterministic, realistic demo data: Brazilian students, teachers and classes, and TOEFL grades
-//! whose section scores, totals and CEFR levels agree.
+//! whose figures and CEFR levels agree. Tests taken before 21 January 2026 have the 0–30 section
+//! scores and their 0–120 total; later ones the 1–6 bands and the comparable 0–120 total, as ETS
+//! reports them (see [`ScoreReport`]).
 //!
 //! Every row is derived from the seed and the row's id alone, so the same seed always gives the same
 //! database, and a student's grade history can be generated twice (once to take the student's current
@@ -8,7 +10,7 @@
 use chrono::{DateTime, Duration, NaiveDate, NaiveTime, TimeZone, Utc};
 
 use crate::db::Result;
-use crate::domain::{CefrLevel, GradeKind, Role};
+use crate::domain::{Band, CefrLevel, GradeKind, Role, ScoreReport};
 use crate::schema::{CLASSES, GRADES, STUDENTS, TEACHERS, USERS};
 use crate::{Database, Table, Value};
 
@@ -237,9 +239,9 @@ impl DemoData {
                 Value::Null
             },
         ];
-        // The student's current scores are those of the latest complete grade.
-        let current = history.iter().rev().find(|g| g.sections.is_some());
-        row.extend(scores(current.and_then(|g| g.sections)));
+        // The student's current figures are those of the latest grade that has any.
+        let current = history.iter().rev().find_map(|g| g.report);
+        row.extend(Report::score_values(current.as_ref()));
         row.push(if rng.chance(0.2) {
             Value::Text(rng.pick(NOTES).to_string())
         } else {
@@ -250,11 +252,13 @@ impl DemoData {
             Some(grade) => Value::Timestamp(grade.created_at),
             None => Value::Null,
         });
+        row.extend(Report::band_values(current.as_ref()));
         row
     }
 
     /// The grades of student `id`, oldest first: a placement test, mocks, and sometimes official
-    /// results, with scores that improve over time. One student in twenty has none yet.
+    /// results, with scores that improve over time, taken from March 2024 to October 2026. One
+    /// student in twenty has none yet.
     fn history(&self, id: u64) -> Vec<Grade> {
         let mut rng = self.rng(5, id);
         if rng.chance(0.05) {
@@ -263,18 +267,22 @@ impl DemoData {
         let ability: [i64; 4] = std::array::from_fn(|_| 4 + rng.below(20) as i64);
         let mocks = 5 + rng.below(7);
         let officials = rng.below(3);
-        let mut day = date(2024, 3, 1) + Duration::days(rng.below(400) as i64);
+        let mut day = date(2024, 3, 1) + Duration::days(rng.below(900) as i64);
+        let last_day = date(2026, 10, 31);
         let mut grades = Vec::new();
         for test in 0..1 + mocks + officials {
+            if day > last_day {
+                break;
+            }
             let kind = match test {
                 0 => GradeKind::Placement,
                 t if t <= mocks => GradeKind::Mock,
                 _ => GradeKind::Official,
             };
             let progress = test as i64 / 2;
-            let sections = (kind != GradeKind::Mock || !rng.chance(0.1))
+            let scores = (kind != GradeKind::Mock || !rng.chance(0.1))
                 .then(|| ability.map(|a| (a + progress + rng.below(5) as i64 - 2).clamp(0, 30)));
-            let percentile = match (kind, sections) {
+            let percentile = match (kind, scores) {
                 (GradeKind::Official, Some(s)) => {
                     let total: i64 = s.iter().sum();
                     Some(((total as f64 / 120.0 * 1000.0).round() / 10.0).min(99.9))
@@ -288,7 +296,7 @@ impl DemoData {
             grades.push(Grade {
                 taken_on: day,
                 kind,
-                sections,
+                report: scores.map(|scores| Report::of_test(day, scores)),
                 percentile,
                 comment: rng.chance(0.3).then(|| rng.pick(COMMENTS)),
                 created_at,
@@ -318,8 +326,8 @@ fn write_table(
 struct Grade {
     taken_on: NaiveDate,
     kind: GradeKind,
-    /// Reading, listening, speaking and writing; `None` for an incomplete mock test.
-    sections: Option<[i64; 4]>,
+    /// The score report; `None` for a mock test left unfinished.
+    report: Option<Report>,
     percentile: Option<f64>,
     comment: Option<&'static str>,
     created_at: DateTime<Utc>,
@@ -333,28 +341,91 @@ impl Grade {
             Value::Date(self.taken_on),
             Value::Text(self.kind.as_str().into()),
         ];
-        row.extend(scores(self.sections));
+        row.extend(Report::score_values(self.report.as_ref()));
         row.push(self.percentile.map_or(Value::Null, Value::Real));
         row.push(self.comment.map_or(Value::Null, |c| Value::Text(c.into())));
         row.push(Value::Timestamp(self.created_at));
+        row.extend(Report::band_values(self.report.as_ref()));
         row
     }
 }
 
-/// The four section scores, the total and the CEFR level, all consistent; or six NULLs.
-fn scores(sections: Option<[i64; 4]>) -> Vec<Value> {
-    match sections {
-        Some(sections) => {
-            let total: i64 = sections.iter().sum();
-            let mut values: Vec<Value> = sections.iter().map(|&s| Value::Integer(s)).collect();
-            values.push(Value::Integer(total));
-            values.push(Value::Text(
-                CefrLevel::from_toefl_total(total).as_str().into(),
-            ));
-            values
+/// The figures of one score report, all consistent.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Report {
+    /// The 0–30 reading, listening, speaking and writing scores.
+    sections: Option<[i64; 4]>,
+    /// The 0–120 total: the section scores' sum, or a band report's comparable total.
+    total: Option<i64>,
+    /// The four section bands and the overall band.
+    bands: Option<([Band; 4], Band)>,
+    level: CefrLevel,
+}
+
+impl Report {
+    /// The report of a test taken on `day` by a student whose performance, on the 0–30 scale of each
+    /// section, was `scores`: the scale that ETS reported on that day.
+    fn of_test(day: NaiveDate, scores: [i64; 4]) -> Report {
+        let sum: i64 = scores.iter().sum();
+        let report = ScoreReport::of_test_taken_on(day);
+        if report == ScoreReport::SectionScores {
+            return Report {
+                sections: Some(scores),
+                total: Some(sum),
+                bands: None,
+                level: CefrLevel::from_toefl_total(sum),
+            };
         }
-        None => vec![Value::Null; 6],
+        let sections = scores.map(section_band);
+        let overall = Band::overall(sections);
+        let level = overall.cefr();
+        // The comparable total stays within the overall band's CEFR level, as one report's do.
+        let totals = level.toefl_totals();
+        Report {
+            sections: None,
+            total: (report == ScoreReport::BandsWithTotal)
+                .then(|| sum.clamp(*totals.start(), *totals.end())),
+            bands: Some((sections, overall)),
+            level,
+        }
     }
+
+    /// The values of the section scores, the total and the CEFR level, in column order.
+    fn score_values(report: Option<&Report>) -> Vec<Value> {
+        let Some(report) = report else {
+            return vec![Value::Null; 6];
+        };
+        let mut values: Vec<Value> = match report.sections {
+            Some(sections) => sections.map(Value::Integer).to_vec(),
+            None => vec![Value::Null; 4],
+        };
+        values.push(report.total.map_or(Value::Null, Value::Integer));
+        values.push(Value::Text(report.level.as_str().into()));
+        values
+    }
+
+    /// The values of the four section bands and the overall band, in column order.
+    fn band_values(report: Option<&Report>) -> Vec<Value> {
+        match report.and_then(|r| r.bands) {
+            Some((sections, overall)) => sections
+                .iter()
+                .chain([&overall])
+                .map(|band| Value::Real(band.value()))
+                .collect(),
+            None => vec![Value::Null; 5],
+        }
+    }
+}
+
+/// The band of a 0–30 section score, for the demo: four times the score, read as a 0–120 total, has
+/// a CEFR level; the band is that level's, plus a half band in the upper half of the level's range.
+fn section_band(score: i64) -> Band {
+    let equivalent = 4 * score;
+    let level = CefrLevel::from_toefl_total(equivalent);
+    let totals = level.toefl_totals();
+    let upper_half = level != CefrLevel::C2 && 2 * equivalent > totals.start() + totals.end();
+    let half = if upper_half { Band::STEP } else { 0.0 };
+    Band::new(level.lowest_band().value() + half).expect("a whole or half band below 6")
 }
 
 fn person_name(rng: &mut Rng) -> String {
@@ -433,6 +504,7 @@ impl Rng {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::schema::RowChecker;
 
     #[test]
     fn slugs_are_ascii() {
@@ -440,20 +512,75 @@ mod tests {
     }
 
     #[test]
-    fn rows_fit_the_schema() {
-        let demo = DemoData::new(60, 7);
-        let tables: [(&Table, Vec<Value>); 5] = [
+    fn every_row_passes_the_schemas_checks() {
+        let demo = DemoData::new(200, 7);
+        let mut rows: Vec<(&Table, Vec<Value>)> = vec![
             (USERS, demo.user(4)),
             (TEACHERS, demo.teacher(1)),
             (CLASSES, demo.class(2)),
-            (STUDENTS, demo.student(3)),
-            (GRADES, demo.history(3)[0].row(1, 3)),
         ];
-        for (table, row) in tables {
+        for student in 1..=demo.students {
+            rows.push((STUDENTS, demo.student(student)));
+            for (i, grade) in demo.history(student).iter().enumerate() {
+                rows.push((GRADES, grade.row(i as u64 + 1, student)));
+            }
+        }
+        for (table, row) in rows {
             assert_eq!(row.len(), table.columns.len(), "{}", table.name);
             for (value, column) in row.iter().zip(table.columns) {
                 assert!(column.ty.admits(value), "{}.{}", table.name, column.name);
+                let allowed = column.check.is_none_or(|check| check.allows(value));
+                assert!(allowed, "{}.{} {value:?}", table.name, column.name);
+            }
+            let broken = RowChecker::new(table).first_broken(&row);
+            assert_eq!(broken, None, "{} {row:?}", table.name);
+        }
+    }
+
+    #[test]
+    fn tests_from_21_january_2026_have_bands_and_earlier_ones_section_scores() {
+        let demo = DemoData::new(200, 7);
+        let mut reports = std::collections::HashMap::new();
+        for student in 1..=demo.students {
+            for grade in demo.history(student) {
+                let Some(report) = grade.report else { continue };
+                let kind = ScoreReport::of_test_taken_on(grade.taken_on);
+                *reports.entry(kind).or_insert(0) += 1;
+                let total = report.total.expect("every report until 2028 has a total");
+                assert_eq!(CefrLevel::from_toefl_total(total), report.level);
+                match kind {
+                    ScoreReport::SectionScores => {
+                        assert_eq!(report.bands, None);
+                        let sections = report.sections.expect("section scores");
+                        assert_eq!(sections.iter().sum::<i64>(), total);
+                    }
+                    _ => {
+                        assert_eq!(report.sections, None, "{}", grade.taken_on);
+                        let (sections, overall) = report.bands.expect("bands");
+                        assert_eq!(Band::overall(sections), overall);
+                        assert_eq!(overall.cefr(), report.level);
+                    }
+                }
             }
         }
+        let all: i32 = reports.values().sum();
+        assert!(
+            reports[&ScoreReport::SectionScores] > all / 4,
+            "{reports:?}"
+        );
+        assert!(
+            reports[&ScoreReport::BandsWithTotal] > all / 4,
+            "{reports:?}"
+        );
+    }
+
+    #[test]
+    fn reports_after_the_overlap_carry_bands_only() {
+        let day = NaiveDate::from_ymd_opt(2028, 3, 1).unwrap();
+        let report = Report::of_test(day, [20, 25, 12, 30]);
+        assert_eq!(report.total, None);
+        assert_eq!(report.sections, None);
+        let (_, overall) = report.bands.expect("bands");
+        assert_eq!(overall.cefr(), report.level);
     }
 }

@@ -8,7 +8,10 @@ pub mod counts;
 pub mod db;
 pub mod demo;
 pub mod domain;
+pub mod libpq;
+pub mod passfile;
 pub mod schema;
+pub mod tls;
 pub mod url;
 pub mod value;
 

@@ -9,6 +9,7 @@ use futures_util::StreamExt as _;
 use postgres_native_tls::MakeTlsConnector;
 use tokio::runtime::Runtime;
 use tokio::task::JoinHandle;
+use tokio_postgres::config::Host;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Config, CopyInSink, Error, Row};
 
@@ -111,6 +112,62 @@ impl Drop for PgClient {
     }
 }
 
+/// The same connection settings as `config` (the `postgres` crate's), for tokio-postgres.
+pub(crate) fn driver_config(config: &postgres::Config) -> Config {
+    let mut driver = Config::new();
+    if let Some(user) = config.get_user() {
+        driver.user(user);
+    }
+    if let Some(password) = config.get_password() {
+        driver.password(password);
+    }
+    if let Some(dbname) = config.get_dbname() {
+        driver.dbname(dbname);
+    }
+    if let Some(options) = config.get_options() {
+        driver.options(options);
+    }
+    if let Some(name) = config.get_application_name() {
+        driver.application_name(name);
+    }
+    driver
+        .ssl_mode(config.get_ssl_mode())
+        .ssl_negotiation(config.get_ssl_negotiation());
+    for host in config.get_hosts() {
+        match host {
+            Host::Tcp(name) => driver.host(name),
+            #[cfg(unix)]
+            Host::Unix(dir) => driver.host_path(dir),
+        };
+    }
+    for address in config.get_hostaddrs() {
+        driver.hostaddr(*address);
+    }
+    for port in config.get_ports() {
+        driver.port(*port);
+    }
+    if let Some(timeout) = config.get_connect_timeout() {
+        driver.connect_timeout(*timeout);
+    }
+    if let Some(timeout) = config.get_tcp_user_timeout() {
+        driver.tcp_user_timeout(*timeout);
+    }
+    driver
+        .keepalives(config.get_keepalives())
+        .keepalives_idle(config.get_keepalives_idle());
+    if let Some(interval) = config.get_keepalives_interval() {
+        driver.keepalives_interval(interval);
+    }
+    if let Some(retries) = config.get_keepalives_retries() {
+        driver.keepalives_retries(retries);
+    }
+    driver
+        .target_session_attrs(config.get_target_session_attrs())
+        .channel_binding(config.get_channel_binding())
+        .load_balance_hosts(config.get_load_balance_hosts());
+    driver
+}
+
 /// Why a connection could not be made.
 #[derive(Debug)]
 pub(crate) enum ConnectError {
@@ -118,4 +175,25 @@ pub(crate) enum ConnectError {
     Runtime(std::io::Error),
     /// The server could not be reached, or refused the login.
     Postgres(Error),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connection_settings_carry_over_to_the_driver_whole() {
+        for url in [
+            "postgres://u:p%40ss@db.example:6432/toefl?sslmode=require&application_name=x",
+            "postgresql://u@h1,h2:5433/d?connect_timeout=3&keepalives=0&keepalives_idle=7&\
+             target_session_attrs=read-write&load_balance_hosts=random&channel_binding=disable&\
+             options=-c%20a%3D1&hostaddr=127.0.0.1,127.0.0.2&tcp_user_timeout=5",
+            "postgresql://postgres@localhost/x?host=/run/postgresql&port=5432",
+        ] {
+            let direct: Config = url.parse().unwrap();
+            let converted = driver_config(&url.parse::<postgres::Config>().unwrap());
+            assert_eq!(format!("{converted:?}"), format!("{direct:?}"), "{url}");
+            assert_eq!(converted.get_password(), direct.get_password(), "{url}");
+        }
+    }
 }

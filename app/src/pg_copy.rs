@@ -13,7 +13,7 @@ use tokio_postgres::CopyInSink;
 
 use crate::db::{Error, Result};
 use crate::pg_client::PgClient;
-use crate::schema::{ColumnType, Table};
+use crate::schema::{Column, ColumnType, Table};
 use crate::value::Value;
 
 /// What every binary `COPY` stream starts with: the signature, no flags, no header extension.
@@ -101,6 +101,8 @@ impl<'a> CopyIn<'a> {
 /// as they arrive.
 pub(crate) struct CopyOut {
     table: &'static Table,
+    /// The columns selected, and the types they come as.
+    columns: Vec<&'static Column>,
     types: Vec<Type>,
     /// What is left of the last piece: the start of a row that the next piece ends.
     pending: Vec<u8>,
@@ -109,11 +111,12 @@ pub(crate) struct CopyOut {
 }
 
 impl CopyOut {
-    /// A stream of the rows of `table`.
-    pub(crate) fn new(table: &'static Table) -> CopyOut {
+    /// A stream of the rows of `table`, each with the values of `columns`.
+    pub(crate) fn new(table: &'static Table, columns: Vec<&'static Column>) -> CopyOut {
         CopyOut {
             table,
-            types: table.columns.iter().map(|c| postgres_type(c.ty)).collect(),
+            types: columns.iter().map(|c| postgres_type(c.ty)).collect(),
+            columns,
             pending: Vec::new(),
             read_header: false,
             ended: false,
@@ -151,7 +154,8 @@ impl CopyOut {
             if self.ended {
                 return Err(Error::Encode("the COPY stream goes on after its end".into()).into());
             }
-            match decode_whole(self.table, &self.types, &bytes[at..], values)? {
+            let row = decode_whole(self.table, &self.columns, &self.types, &bytes[at..], values)?;
+            match row {
                 Some((length, true)) => {
                     at += length;
                     each(values)?;
@@ -198,6 +202,7 @@ fn header_length(bytes: &[u8]) -> Result<Option<usize>> {
 /// took and whether it was a row (not the end of the stream).
 fn decode_whole(
     table: &Table,
+    columns: &[&Column],
     types: &[Type],
     bytes: &[u8],
     values: &mut [Value],
@@ -224,7 +229,7 @@ fn decode_whole(
         let Some(field) = bytes.get(at..at + length as usize) else {
             return Ok(None);
         };
-        decode_column(table, types, i, field, value)?;
+        decode_column(table, columns[i], &types[i], field, value)?;
         at += length as usize;
     }
     Ok(Some((at, true)))
@@ -240,16 +245,15 @@ fn check_field_count(table: &Table, fields: i16, columns: usize) -> Result<()> {
     )))
 }
 
-/// Decodes the value of column `i` of `table`, sent as `types[i]`, into `value`.
+/// Decodes the value of `column` of `table`, sent as `ty`, into `value`.
 fn decode_column(
     table: &Table,
-    types: &[Type],
-    i: usize,
+    column: &Column,
+    ty: &Type,
     raw: &[u8],
     value: &mut Value,
 ) -> Result<()> {
-    let column = &table.columns[i];
-    decode(&types[i], column.ty, raw, value)
+    decode(ty, column.ty, raw, value)
         .map_err(|error| Error::Encode(format!("{}.{}: {error}", table.name, column.name)))
 }
 

@@ -1,22 +1,18 @@
 //! `DATABASE_URL`: which database, on which backend; shown only with its password redacted.
 
-use std::ffi::{OsStr, OsString};
+use std::ffi::OsString;
 use std::fmt;
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
-
-use postgres::config::{Host, SslMode};
 
 pub use crate::backend::Backend;
-
-/// How long a connection attempt may take before it fails, unless the URL says otherwise: a CI job
-/// must never hang on an unreachable server.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+use crate::libpq::PgConnection;
+use crate::tls::{SslMode, TlsError, SSL_MODES};
 
 /// The forms a database URL may take, for error messages.
 pub const ACCEPTED_FORMS: &str = "sqlite:PATH, sqlite://PATH (relative to the current directory), \
-     sqlite:///ABSOLUTE/PATH, postgres://USER:PASSWORD@HOST:PORT/DBNAME or postgresql://...";
+     sqlite:///ABSOLUTE/PATH, sqlite:C:/PATH or sqlite:///C:/PATH (Windows), \
+     postgres://USER[:PASSWORD]@HOST[:PORT]/DBNAME[?sslmode=verify-full] \
+     or postgresql://...";
 
 /// A parsed database URL. `Display` redacts the password; [`DatabaseUrl::postgres_config`] is the
 /// only way to the secret.
@@ -40,12 +36,13 @@ impl DatabaseUrl {
     /// Parses `url`, checking PostgreSQL URLs with the driver's own parser.
     pub fn parse(url: &str) -> Result<DatabaseUrl, UrlError> {
         let error = |reason: &str| UrlError {
-            redacted: redact(url),
+            redacted: redact_rejected(url),
             reason: reason.to_string(),
         };
         if let Some(rest) = url.strip_prefix("sqlite:") {
             // `sqlite://rel.db` and `sqlite:rel.db` are relative, `sqlite:///abs.db` absolute.
             let path = rest.strip_prefix("//").unwrap_or(rest);
+            let path = without_slash_before_drive(path);
             if path.is_empty() {
                 return Err(error("the SQLite URL names no file"));
             }
@@ -56,17 +53,31 @@ impl DatabaseUrl {
             }
             return Ok(DatabaseUrl::Sqlite(PathBuf::from(path)));
         }
-        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            return match url.parse::<postgres::Config>() {
-                // The driver's message can quote the URL, so it is summarised, not repeated.
-                Err(e) => Err(error(&format!(
-                    "not a valid PostgreSQL URL ({})",
-                    redact(&e.to_string())
-                ))),
-                Ok(_) => Ok(DatabaseUrl::Postgres(url.to_string())),
-            };
+        let Some(parts) = PostgresParts::split(url) else {
+            return Err(error("unknown scheme"));
+        };
+        // The driver ends the password at the first `@`: a second one before the query means a
+        // password with an unencoded `@`, which would be cut in two and half of it shown as host.
+        if parts.host.contains('@') || parts.path.is_some_and(|p| p.contains('@')) {
+            return Err(error(
+                "more than one `@` before the query: percent-encode `@` in the password (and \
+                 elsewhere) as %40",
+            ));
         }
-        Err(error("unknown scheme"))
+        if let Err(e) = parts.driver_url().parse::<postgres::Config>() {
+            // The driver's message can quote the URL, so it is summarised, not repeated.
+            return Err(error(&format!(
+                "not a valid PostgreSQL URL ({})",
+                redact(&e.to_string())
+            )));
+        }
+        let tls = parts.tls_parameters();
+        if let Some(mode) = tls.sslmode {
+            if SslMode::parse(&mode).is_none() {
+                return Err(error(&format!("sslmode must be one of {SSL_MODES}")));
+            }
+        }
+        Ok(DatabaseUrl::Postgres(url.to_string()))
     }
 
     /// A SQLite URL for `path`.
@@ -90,104 +101,82 @@ impl DatabaseUrl {
         }
     }
 
-    /// The driver configuration, for a PostgreSQL URL; it holds the password, so never print it.
+    /// The driver's configuration of what the URL itself says, for a PostgreSQL URL (`sslmode`
+    /// and `sslrootcert` are left to [`DatabaseUrl::postgres_connection`]); it holds the password,
+    /// so never print it.
     pub fn postgres_config(&self) -> Option<postgres::Config> {
-        match self {
-            DatabaseUrl::Sqlite(_) => None,
-            // Validated in `parse`.
-            DatabaseUrl::Postgres(url) => url.parse().ok(),
-        }
+        let parts = self.postgres_parts()?;
+        // Validated in `parse`.
+        parts.driver_url().parse().ok()
+    }
+
+    /// The connection libpq would make for this PostgreSQL URL in the environment `env` reads:
+    /// the password from the URL, else `PGPASSWORD`, else the passfile; TLS from the URL, else
+    /// `PGSSLMODE` / `PGSSLROOTCERT`. `None` for SQLite.
+    pub fn postgres_connection(
+        &self,
+        env: &dyn Fn(&str) -> Option<OsString>,
+    ) -> Option<Result<PgConnection, TlsError>> {
+        let config = self.postgres_config()?;
+        let tls = self.postgres_parts()?.tls_parameters();
+        Some(PgConnection::resolve(
+            config,
+            tls.sslmode.as_deref(),
+            tls.sslrootcert.as_deref(),
+            env,
+        ))
     }
 
     /// The connection as libpq environment variables (`PGHOST`, `PGPORT`, `PGUSER`, `PGPASSWORD`,
-    /// `PGDATABASE`, ...), for PostgreSQL's own tools; `None` for SQLite. Tools given these need no
-    /// URL argument, so the password never shows in a process list. When the URL sets no connect
-    /// timeout, the app's own ([`CONNECT_TIMEOUT`]) applies.
-    pub fn libpq_environment(&self) -> Option<Vec<(&'static str, OsString)>> {
-        let config = self.postgres_config()?;
-        let join = |parts: Vec<String>| OsString::from(parts.join(","));
-        let mut env = Vec::new();
-        let hosts: Vec<String> = config
-            .get_hosts()
-            .iter()
-            .map(|host| match host {
-                Host::Tcp(name) => name.clone(),
-                Host::Unix(dir) => dir.display().to_string(),
-            })
-            .collect();
-        if !hosts.is_empty() {
-            env.push(("PGHOST", join(hosts)));
-        }
-        let addresses: Vec<String> = config
-            .get_hostaddrs()
-            .iter()
-            .map(|a| a.to_string())
-            .collect();
-        if !addresses.is_empty() {
-            env.push(("PGHOSTADDR", join(addresses)));
-        }
-        // Always set, so that a PGPORT inherited from the shell cannot point elsewhere than the URL.
-        let ports: Vec<String> = match config.get_ports() {
-            [] => vec!["5432".into()],
-            ports => ports.iter().map(u16::to_string).collect(),
-        };
-        env.push(("PGPORT", join(ports)));
-        if let Some(user) = config.get_user() {
-            env.push(("PGUSER", user.into()));
-        }
-        if let Some(password) = config.get_password() {
-            env.push(("PGPASSWORD", OsStr::from_bytes(password).to_os_string()));
-        }
-        if let Some(dbname) = config.get_dbname() {
-            env.push(("PGDATABASE", dbname.into()));
-        }
-        if let Some(options) = config.get_options() {
-            env.push(("PGOPTIONS", options.into()));
-        }
-        let ssl_mode = match config.get_ssl_mode() {
-            SslMode::Disable => "disable",
-            SslMode::Require => "require",
-            _ => "prefer",
-        };
-        env.push(("PGSSLMODE", ssl_mode.into()));
-        let timeout = config
-            .get_connect_timeout()
-            .copied()
-            .unwrap_or(CONNECT_TIMEOUT);
-        env.push((
-            "PGCONNECT_TIMEOUT",
-            timeout.as_secs().max(1).to_string().into(),
-        ));
-        Some(env)
+    /// `PGDATABASE`, `PGSSLMODE`, ...), for PostgreSQL's own tools, read from this process's
+    /// environment as [`DatabaseUrl::postgres_connection`] does; `None` for SQLite. Tools given
+    /// these need no URL argument, so the password never shows in a process list.
+    pub fn libpq_environment(&self) -> Result<Option<Vec<(&'static str, OsString)>>, TlsError> {
+        self.postgres_connection(&process_environment)
+            .transpose()
+            .map(|connection| connection.map(|c| c.libpq_environment()))
     }
 
-    /// The same server with another database name, for PostgreSQL; `None` for SQLite.
+    /// The same server with another database name, for PostgreSQL; `None` for SQLite. The rest of
+    /// the URL, credentials and parameters included, is kept as it is.
     pub fn with_postgres_database(&self, dbname: &str) -> Option<DatabaseUrl> {
-        let DatabaseUrl::Postgres(url) = self else {
-            return None;
-        };
-        let (before_query, query) = match url.split_once('?') {
-            Some((before, query)) => (before, Some(query)),
-            None => (url.as_str(), None),
-        };
-        let scheme_end = before_query.find("://")? + 3;
-        let path_start = before_query[scheme_end..]
-            .find('/')
-            .map_or(before_query.len(), |i| scheme_end + i);
-        let mut out = format!("{}/{dbname}", &before_query[..path_start]);
-        if let Some(query) = query {
+        let parts = self.postgres_parts()?;
+        let mut out = parts.authority();
+        out.push('/');
+        out.push_str(&percent_encode(dbname));
+        let parameters: Vec<&str> = parts
+            .parameters()
+            .filter(|p| p.key != "dbname")
+            .map(|p| p.raw)
+            .collect();
+        if !parameters.is_empty() {
             out.push('?');
-            out.push_str(query);
+            out.push_str(&parameters.join("&"));
         }
         Some(DatabaseUrl::Postgres(out))
     }
+
+    fn postgres_parts(&self) -> Option<PostgresParts<'_>> {
+        match self {
+            DatabaseUrl::Sqlite(_) => None,
+            DatabaseUrl::Postgres(url) => PostgresParts::split(url),
+        }
+    }
+}
+
+/// Reads a variable of this process's environment.
+pub fn process_environment(name: &str) -> Option<OsString> {
+    std::env::var_os(name)
 }
 
 impl fmt::Display for DatabaseUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             DatabaseUrl::Sqlite(path) => write!(f, "sqlite:{}", path.display()),
-            DatabaseUrl::Postgres(url) => f.write_str(&redact(url)),
+            DatabaseUrl::Postgres(url) => match PostgresParts::split(url) {
+                Some(parts) => f.write_str(&parts.redacted()),
+                None => f.write_str(&redact_rejected(url)),
+            },
         }
     }
 }
@@ -198,7 +187,241 @@ impl fmt::Debug for DatabaseUrl {
     }
 }
 
-/// `text` with the password of any URL in it, and any `password=` parameter, replaced by `***`.
+/// `/C:/dir/dev.db` as `C:/dir/dev.db`: in `sqlite:///C:/dir/dev.db` the slash before a Windows
+/// drive letter only separates it from the URL's empty host, as in SQLAlchemy's URLs. Done on every
+/// platform, so that one URL means one file everywhere (and the rule is tested on Linux too).
+fn without_slash_before_drive(path: &str) -> &str {
+    match path.as_bytes() {
+        [b'/', drive, b':', ..] if drive.is_ascii_alphabetic() => &path[1..],
+        _ => path,
+    }
+}
+
+/// A PostgreSQL URL cut exactly where the driver (`tokio_postgres::Config`'s URL parser) cuts it:
+/// the credentials end at the first `@`, the host at the next `/` or `?`, the database name at
+/// the next `?`.
+struct PostgresParts<'a> {
+    /// `postgres://` or `postgresql://`.
+    scheme: &'a str,
+    /// `USER[:PASSWORD]`, before the first `@`.
+    userinfo: Option<&'a str>,
+    /// One or more `HOST[:PORT]`, comma-separated.
+    host: &'a str,
+    /// The database name, after `/`.
+    path: Option<&'a str>,
+    /// The parameters, after `?`.
+    query: Option<&'a str>,
+}
+
+/// One `key=value` of a URL's query, as the driver reads it.
+struct Parameter<'a> {
+    /// `key=value` as written.
+    raw: &'a str,
+    raw_key: &'a str,
+    raw_value: &'a str,
+    /// The key, percent-decoded.
+    key: String,
+}
+
+/// The URL parameters only libpq knows, which this crate interprets itself.
+#[derive(Default)]
+struct TlsParameters {
+    sslmode: Option<String>,
+    sslrootcert: Option<String>,
+}
+
+impl<'a> PostgresParts<'a> {
+    fn split(url: &'a str) -> Option<PostgresParts<'a>> {
+        let scheme_len = ["postgres://", "postgresql://"]
+            .iter()
+            .find(|scheme| url.starts_with(*scheme))?
+            .len();
+        let (scheme, rest) = url.split_at(scheme_len);
+        let (userinfo, rest) = match rest.split_once('@') {
+            Some((userinfo, rest)) => (Some(userinfo), rest),
+            None => (None, rest),
+        };
+        let host_end = rest.find(['/', '?']).unwrap_or(rest.len());
+        let (host, rest) = rest.split_at(host_end);
+        let (path, query) = match rest.strip_prefix('/') {
+            Some(path) => match path.split_once('?') {
+                Some((path, query)) => (Some(path), Some(query)),
+                None => (Some(path), None),
+            },
+            None => (None, rest.strip_prefix('?')),
+        };
+        Some(PostgresParts {
+            scheme,
+            userinfo,
+            host,
+            path,
+            query,
+        })
+    }
+
+    /// The query's parameters in order. Like the driver, a key runs to the next `=` and its value
+    /// to the next `&`.
+    fn parameters(&self) -> impl Iterator<Item = Parameter<'a>> {
+        let mut rest = self.query.unwrap_or("");
+        std::iter::from_fn(move || {
+            if rest.is_empty() {
+                return None;
+            }
+            let start = rest;
+            // Unterminated (the driver rejects it): all of it is the key.
+            let (raw_key, after) = rest.split_once('=').unwrap_or((rest, ""));
+            let (raw_value, after) = after.split_once('&').unwrap_or((after, ""));
+            let consumed = start.len() - after.len();
+            let raw = start[..consumed]
+                .strip_suffix('&')
+                .unwrap_or(&start[..consumed]);
+            rest = after;
+            Some(Parameter {
+                raw,
+                raw_key,
+                raw_value,
+                key: percent_decode(raw_key),
+            })
+        })
+    }
+
+    fn tls_parameters(&self) -> TlsParameters {
+        let mut tls = TlsParameters::default();
+        for parameter in self.parameters() {
+            let value = || Some(percent_decode(parameter.raw_value));
+            match parameter.key.as_str() {
+                "sslmode" => tls.sslmode = value(),
+                "sslrootcert" => tls.sslrootcert = value(),
+                _ => {}
+            }
+        }
+        tls
+    }
+
+    /// `SCHEME[USERINFO@]HOST`, password included.
+    fn authority(&self) -> String {
+        match self.userinfo {
+            Some(userinfo) => format!("{}{userinfo}@{}", self.scheme, self.host),
+            None => format!("{}{}", self.scheme, self.host),
+        }
+    }
+
+    /// The URL without the parameters the driver does not know (`sslmode` values it lacks,
+    /// `sslrootcert`): what the driver parses.
+    fn driver_url(&self) -> String {
+        let mut out = self.authority();
+        if let Some(path) = self.path {
+            out.push('/');
+            out.push_str(path);
+        }
+        let parameters: Vec<&str> = self
+            .parameters()
+            .filter(|p| p.key != "sslmode" && p.key != "sslrootcert")
+            .map(|p| p.raw)
+            .collect();
+        if !parameters.is_empty() {
+            out.push('?');
+            out.push_str(&parameters.join("&"));
+        }
+        out
+    }
+
+    /// The URL with the password, in the credentials or as a parameter, replaced by `***`.
+    fn redacted(&self) -> String {
+        let mut out = self.scheme.to_string();
+        if let Some(userinfo) = self.userinfo {
+            match userinfo.split_once(':') {
+                Some((user, _password)) => {
+                    out.push_str(&redact_password_parameters(user));
+                    out.push_str(":***");
+                }
+                None => out.push_str(&redact_password_parameters(userinfo)),
+            }
+            out.push('@');
+        }
+        out.push_str(self.host);
+        if let Some(path) = self.path {
+            out.push('/');
+            out.push_str(path);
+        }
+        if self.query.is_some() {
+            let parameters: Vec<String> = self
+                .parameters()
+                .map(|p| match p.key.as_str() {
+                    "password" => format!("{}=***", p.raw_key),
+                    _ => p.raw.to_string(),
+                })
+                .collect();
+            out.push('?');
+            out.push_str(&parameters.join("&"));
+        }
+        out
+    }
+}
+
+/// A URL the driver or [`DatabaseUrl::parse`] rejects, for its error message: everything up to
+/// the last `@` may be credentials, so all of it after the user name is hidden.
+fn redact_rejected(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return redact_password_parameters(url);
+    };
+    let mut out = match rest.rsplit_once('@') {
+        Some((userinfo, rest)) => {
+            let user = userinfo.split(':').next().unwrap_or_default();
+            let user = user.split(['/', '?', '#']).next().unwrap_or_default();
+            let hidden = if user.len() < userinfo.len() {
+                ":***"
+            } else {
+                ""
+            };
+            format!("{scheme}://{user}{hidden}@{rest}")
+        }
+        None => url.to_string(),
+    };
+    // Where a rejected URL's password parameter ends is anyone's guess: all the rest goes.
+    if let Some(i) = out.find("password=") {
+        out.truncate(i + "password=".len());
+        out.push_str("***");
+    }
+    out
+}
+
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match (bytes[i], bytes.get(i + 1), bytes.get(i + 2)) {
+            (b'%', Some(&high), Some(&low)) if hex(high).is_some() && hex(low).is_some() => {
+                out.push((hex(high).unwrap_or(0) * 16 + hex(low).unwrap_or(0)) as u8);
+                i += 3;
+            }
+            (byte, _, _) => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// `text` with every byte but letters, digits and `-._~` percent-encoded.
+pub fn percent_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            b => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// `text` (an error message, a tool's output) with the password of any URL in it, and any
+/// `password=` parameter, replaced by `***`. URLs this crate prints are already redacted (see
+/// [`DatabaseUrl`]'s `Display`); this is the safety net for text from elsewhere, so it hides
+/// generously: in a URL everything up to the last `@` before a space may be credentials.
 pub fn redact(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
@@ -206,22 +429,18 @@ pub fn redact(text: &str) -> String {
         let authority_start = scheme + 3;
         out.push_str(&rest[..authority_start]);
         rest = &rest[authority_start..];
-        let authority_end = rest
-            .find(|c: char| c == '/' || c == '?' || c == '#' || c.is_whitespace())
-            .unwrap_or(rest.len());
-        let authority = &rest[..authority_end];
-        match authority.rfind('@') {
-            Some(at) => {
-                let userinfo = &authority[..at];
-                match userinfo.split_once(':') {
-                    Some((user, _password)) => out.push_str(&format!("{user}:***")),
-                    None => out.push_str(userinfo),
+        let token_end = rest.find(char::is_whitespace).unwrap_or(rest.len());
+        if let Some(at) = rest[..token_end].rfind('@') {
+            let userinfo = &rest[..at];
+            match userinfo.split_once(':') {
+                Some((user, _password)) => {
+                    out.push_str(user);
+                    out.push_str(":***");
                 }
-                out.push_str(&authority[at..]);
+                None => out.push_str(userinfo),
             }
-            None => out.push_str(authority),
+            rest = &rest[at..];
         }
-        rest = &rest[authority_end..];
     }
     out.push_str(rest);
     redact_password_parameters(&out)
@@ -231,13 +450,14 @@ fn redact_password_parameters(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(i) = rest.find("password=") {
-        let preceded_by_separator = i == 0 || matches!(rest.as_bytes()[i - 1], b'?' | b'&' | b' ');
+        let preceded_by_separator =
+            i == 0 || matches!(rest.as_bytes()[i - 1], b'?' | b'&' | b' ' | b'/');
         let value_start = i + "password=".len();
         out.push_str(&rest[..value_start]);
         rest = &rest[value_start..];
         if preceded_by_separator {
             let value_end = rest
-                .find(|c: char| c == '&' || c == '#' || c.is_whitespace())
+                .find(|c: char| c == '&' || c.is_whitespace())
                 .unwrap_or(rest.len());
             out.push_str("***");
             rest = &rest[value_end..];
@@ -254,12 +474,25 @@ mod tests {
     #[test]
     fn accepted_forms() {
         let sqlite = |p: &str| Some(Backend::Sqlite).zip(Some(PathBuf::from(p)));
-        let cases: [(&str, Option<(Backend, PathBuf)>); 7] = [
+        let cases: [(&str, Option<(Backend, PathBuf)>); 11] = [
             ("sqlite:dev.db", sqlite("dev.db")),
             ("sqlite://dev.db", sqlite("dev.db")),
             ("sqlite://data/dev.db", sqlite("data/dev.db")),
             ("sqlite:///abs/dev.db", sqlite("/abs/dev.db")),
             ("sqlite:/abs/dev.db", sqlite("/abs/dev.db")),
+            (
+                "sqlite:C:/Users/ana/toefl.db",
+                sqlite("C:/Users/ana/toefl.db"),
+            ),
+            (
+                "sqlite:///C:/Users/ana/toefl.db",
+                sqlite("C:/Users/ana/toefl.db"),
+            ),
+            ("sqlite:///d:/toefl.db", sqlite("d:/toefl.db")),
+            (
+                r"sqlite:C:\Users\ana\toefl.db",
+                sqlite(r"C:\Users\ana\toefl.db"),
+            ),
             ("postgres://u:p@host:5432/toefl", None),
             ("postgresql://u@host/toefl?sslmode=require", None),
         ];
@@ -285,6 +518,9 @@ mod tests {
             "sqlite:dev.db?mode=ro",
             "postgres://u:hunter2@host:notaport/db",
             "postgres://u:hunter2@host/db?sslmode=bogus",
+            "postgres://u:hun@ter2@host/db",
+            "postgres://u:hunter2@host/d@b",
+            "postgres://u:hun/ter2@host:notaport/db",
             "dev.db",
             "",
         ];
@@ -319,6 +555,14 @@ mod tests {
                 "host=h password=hunter2 dbname=d",
                 "host=h password=*** dbname=d",
             ),
+            (
+                "cannot connect to postgres://u:pa/ss@h/db: refused",
+                "cannot connect to postgres://u:***@h/db: refused",
+            ),
+            (
+                "at postgres://u:p#w@h:5432/db?password=x#y&a=1 and postgres://v:q?r@h",
+                "at postgres://u:***@h:5432/db?password=***&a=1 and postgres://v:***@h",
+            ),
             ("sqlite:///tmp/dev.db", "sqlite:///tmp/dev.db"),
         ];
         for (text, expected) in cases {
@@ -327,30 +571,19 @@ mod tests {
         let url = DatabaseUrl::parse("postgres://u:hunter2@h/db").unwrap();
         assert_eq!(url.to_string(), "postgres://u:***@h/db");
         assert_eq!(format!("{url:?}"), "DatabaseUrl(postgres://u:***@h/db)");
-    }
-
-    #[test]
-    fn libpq_environment_carries_the_connection_and_the_password() {
-        let url = DatabaseUrl::parse(
-            "postgresql://u:p%40ss@localhost/toefl?host=/run/pg&port=6543&sslmode=require",
-        )
-        .unwrap();
-        let env: Vec<(&str, String)> = url
-            .libpq_environment()
-            .unwrap()
-            .into_iter()
-            .map(|(k, v)| (k, v.into_string().unwrap()))
-            .collect();
-        let get = |key: &str| env.iter().find(|(k, _)| *k == key).map(|(_, v)| v.as_str());
-        assert_eq!(get("PGHOST"), Some("localhost,/run/pg"));
-        // One port per host, as libpq pairs them: the first host has none, so the default.
-        assert_eq!(get("PGPORT"), Some("5432,6543"));
-        assert_eq!(get("PGUSER"), Some("u"));
-        assert_eq!(get("PGPASSWORD"), Some("p@ss"));
-        assert_eq!(get("PGDATABASE"), Some("toefl"));
-        assert_eq!(get("PGSSLMODE"), Some("require"));
-        assert_eq!(get("PGCONNECT_TIMEOUT"), Some("10"));
-        assert!(DatabaseUrl::sqlite("dev.db").libpq_environment().is_none());
+        let displayed = [
+            ("postgres://u:pa/ss@h/db", "postgres://u:***@h/db"),
+            ("postgres://u:p?a@h/db", "postgres://u:***@h/db"),
+            ("postgres://u:p#w@h:5432/db", "postgres://u:***@h:5432/db"),
+            (
+                "postgresql://u@h/db?application_name=a@b&pass%77ord=x#y",
+                "postgresql://u@h/db?application_name=a@b&pass%77ord=***",
+            ),
+        ];
+        for (text, expected) in displayed {
+            let url = DatabaseUrl::parse(text).unwrap_or_else(|e| panic!("{text}: {e}"));
+            assert_eq!(url.to_string(), expected);
+        }
     }
 
     #[test]
@@ -361,5 +594,39 @@ mod tests {
             other,
             DatabaseUrl::Postgres("postgres://u:p@h:1/scratch?sslmode=require".into())
         );
+        // The credentials end at the first `@`, not at a `?` or `/` in the password; a `dbname`
+        // parameter would override the path, so it goes.
+        let url =
+            DatabaseUrl::parse("postgres://u:p?a/s#s@h/db?dbname=x&sslmode=verify-full").unwrap();
+        let other = url.with_postgres_database("scratch db").unwrap();
+        assert_eq!(
+            other,
+            DatabaseUrl::Postgres("postgres://u:p?a/s#s@h/scratch%20db?sslmode=verify-full".into())
+        );
+        let config = other.postgres_config().unwrap();
+        assert_eq!(config.get_password(), Some(&b"p?a/s#s"[..]));
+        assert_eq!(config.get_dbname(), Some("scratch db"));
+    }
+
+    #[test]
+    fn tls_parameters_only_libpq_knows_are_accepted_and_checked() {
+        for text in [
+            "postgres://u@h/db?sslmode=verify-full&sslrootcert=system",
+            "postgres://u@h/db?sslmode=verify-ca&sslrootcert=/etc/ca.pem",
+            "postgres://u@h/db?sslmode=allow",
+        ] {
+            let url = DatabaseUrl::parse(text).unwrap_or_else(|e| panic!("{text}: {e}"));
+            assert!(url.postgres_config().is_some(), "{text}");
+        }
+        let error = DatabaseUrl::parse("postgres://u:hunter2@h/db?sslmode=verify-everything")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("verify-full") && !error.contains("hunter2"),
+            "{error}"
+        );
     }
 }
+
+#[cfg(test)]
+mod leak_tests;

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use app::schema::{GRADES, STUDENTS};
 use app::{Backend, DatabaseUrl};
-use testkit::{Outcome, TestDb, PASSWORD};
+use testkit::{password, Outcome, TestDb};
 
 use crate::{xtask_ok, xtask_on};
 
@@ -426,7 +426,7 @@ exit 137"#,
 fn the_password_appears_neither_in_output_nor_in_child_arguments() {
     let db = seeded(Backend::Postgres, "1");
     let url = db.url_with_password();
-    assert!(url.contains(PASSWORD));
+    assert!(url.contains(password()));
     let bin = db.dir.path().join("bin");
     let log = db.dir.path().join("arguments.log");
     let mut path = Default::default();
@@ -452,11 +452,11 @@ fn the_password_appears_neither_in_output_nor_in_child_arguments() {
     for out in &outputs {
         assert!(out.success, "{out:#?}");
         assert!(
-            !out.stdout.contains(PASSWORD) && !out.stderr.contains(PASSWORD),
+            !out.stdout.contains(password()) && !out.stderr.contains(password()),
             "{out:#?}"
         );
     }
-    assert!(!arguments.contains(PASSWORD), "{arguments}");
+    assert!(!arguments.contains(password()), "{arguments}");
     assert_eq!(db.content_hash(), before);
 }
 
@@ -477,7 +477,9 @@ fn missing_postgresql_tools_say_how_to_install_them() {
     );
     assert!(
         out.stderr.contains(
-            "pg_dump not found: install the PostgreSQL client (e.g. apt-get install postgresql-client) or add it to PATH"
+            "pg_dump not found on PATH: install the PostgreSQL client (Debian: apt-get install \
+             postgresql-client; Windows: winget install PostgreSQL.PostgreSQL.17, then add \
+             C:\\Program Files\\PostgreSQL\\17\\bin to PATH)"
         ),
         "{out:#?}"
     );
@@ -488,7 +490,7 @@ fn missing_postgresql_tools_say_how_to_install_them() {
     );
     assert!(
         out.stderr
-            .contains("pg_restore not found: install the PostgreSQL client"),
+            .contains("pg_restore not found on PATH: install the PostgreSQL client"),
         "{out:#?}"
     );
 }

@@ -45,7 +45,9 @@ fn copy_gives_what_export_then_import_gives(from: Backend, to: Backend) {
 
     let copied = TestDb::of(to);
     copy_ok(&source, &copied, &["--yes", "--no-safety-backup"]);
-    assert_eq!(copied.query_i64("SELECT count(*) FROM grades"), 4);
+    let grades = source.query_i64("SELECT count(*) FROM grades");
+    assert!(grades > 0);
+    assert_eq!(copied.query_i64("SELECT count(*) FROM grades"), grades);
     let big_text = "Grande texto — 😀 ".chars().count() as i64 * 50_000;
     assert_eq!(
         copied.query_i64("SELECT CAST(length(notes) AS BIGINT) FROM students WHERE id = 3"),
@@ -163,7 +165,7 @@ fn on_a_terminal_copy_asks_first_showing_the_redacted_target_and_what_it_holds()
     );
     assert!(screen.contains(":***@"), "the target, redacted: {screen}");
     assert!(screen.contains("cancelled"), "{screen}");
-    assert!(!screen.contains(testkit::PASSWORD), "{screen}");
+    assert!(!screen.contains(testkit::password()), "{screen}");
     assert_eq!(target.content_hash(), before);
 
     let (success, screen) = terminal_session(&args, "y\n");
@@ -172,7 +174,7 @@ fn on_a_terminal_copy_asks_first_showing_the_redacted_target_and_what_it_holds()
         screen.contains("copied") && screen.contains("rows/s"),
         "a progress line, then the result: {screen}"
     );
-    assert!(!screen.contains(testkit::PASSWORD), "{screen}");
+    assert!(!screen.contains(testkit::password()), "{screen}");
     assert_eq!(target.query_i64("SELECT count(*) FROM students"), 20);
 }
 
@@ -229,7 +231,7 @@ fn copy_onto_the_same_database_however_spelled_is_refused_before_anything_change
             outcome.stderr
         );
         assert!(
-            !outcome.stderr.contains(testkit::PASSWORD),
+            !outcome.stderr.contains(testkit::password()),
             "{}",
             outcome.stderr
         );

@@ -4,13 +4,14 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use app::Backend;
+use app::{Backend, SCHEMA_VERSION};
 use testkit::{Outcome, TestDb};
 
-use crate::{xtask_ok, xtask_on};
+use crate::{newer_version_refusal, without_time_and_source, xtask_ok, xtask_on, NEWER_VERSION};
 
 /// Rows that exercise every type and the values that are easy to get wrong, as SQL that both backends
-/// accept; with `big_text`, one student's notes are a 1 MB text.
+/// accept: both TOEFL scales, each alone, both in one row, a comparable total beside bands, and no
+/// figures at all; with `big_text`, one student's notes are a 1 MB text.
 fn fixture_sql(big_text: bool) -> String {
     let big = if big_text {
         format!("'{}'", "Grande texto — 😀 ".repeat(50_000))
@@ -36,7 +37,15 @@ a newline', '2024-02-29 12:00:00.500000', NULL),
            (1, 1, '2024-02-29', 'placement', 30, 0, 15, 22, 67, 'B1', 0.1, 'emoji 👩‍🏫 and control \u{7}', '2024-02-29 23:59:59.999999'),
            (2, 1, '2023-12-31', 'mock', NULL, NULL, NULL, NULL, NULL, NULL, 33.333333333333336, NULL, '2024-01-01 00:00:00.000000'),
            (9007199254740993, 2, '2000-02-29', 'official', 1, 1, 1, 1, 4, 'A1', 1e-300, '', '2024-01-01 00:00:00.000001'),
-           (9007199254740995, 3, '2024-06-01', 'official', 30, 30, 30, 30, 120, 'C2', 100.0, NULL, '2024-06-01 00:00:00.000000');"
+           (9007199254740995, 3, '2024-06-01', 'official', 30, 30, 30, 30, 120, 'C2', 100.0, NULL, '2024-06-01 00:00:00.000000');
+         INSERT INTO students (id, name, class_id, total_score, cefr_level, created_at, reading_band, listening_band, speaking_band, writing_band, overall_band) VALUES
+           (4, 'Nova Escala', 1, 88, 'B2', '2026-01-22 09:00:00.000000', 4.5, 5.0, 4.0, 4.5, 4.5);
+         INSERT INTO students (id, name, reading, listening, speaking, writing, total_score, cefr_level, created_at, reading_band, listening_band, speaking_band, writing_band, overall_band) VALUES
+           (5, 'Duas Escalas', 25, 26, 24, 27, 102, 'C1', '2026-02-01 09:00:00.000000', 5.0, 5.5, 5.0, 5.0, 5.0);
+         INSERT INTO grades (id, student_id, taken_on, kind, reading, listening, speaking, writing, total_score, cefr_level, percentile, comments, created_at, reading_band, listening_band, speaking_band, writing_band, overall_band) VALUES
+           (3, 4, '2026-01-21', 'official', NULL, NULL, NULL, NULL, 88, 'B2', 73.3, 'bandas e total', '2026-01-21 10:00:00.000000', 4.5, 5.0, 4.0, 4.5, 4.5),
+           (4, 4, '2028-02-01', 'mock', NULL, NULL, NULL, NULL, NULL, 'B2', NULL, 'só bandas', '2028-02-01 10:00:00.000000', 4.0, 4.0, 4.5, 4.5, 4.5),
+           (5, 5, '2026-02-01', 'official', 25, 26, 24, 27, 102, 'C1', 85.0, NULL, '2026-02-01 10:00:00.000000', 5.0, 5.5, 5.0, 5.0, 5.0);"
     )
 }
 
@@ -70,14 +79,6 @@ fn import(db: &TestDb, file: &Path) -> Outcome {
 /// The file from its `tables` on.
 fn tables(export: &str) -> &str {
     &export[export.find("\n \"tables\"").expect("a tables field")..]
-}
-
-/// The file with the fields that differ between two exports of the same data replaced.
-fn without_time_and_source(export: &str) -> String {
-    let mut lines: Vec<&str> = export.lines().collect();
-    assert!(lines[1].starts_with(" \"exported_at\": \""), "{}", lines[1]);
-    lines[1] = " \"exported_at\": \"[exported_at]\", \"source\": [source],";
-    lines.join("\n")
 }
 
 per_backend!(export_of_a_small_database_matches_the_snapshot);
@@ -163,7 +164,7 @@ fn import_replaces_all_existing_data_exactly(backend: Backend) {
     assert!(outcome.stderr.contains("imported"), "{}", outcome.stderr);
     let (_, now) = export(&db, "after.json");
     assert_eq!(tables(&now), tables(&expected), "{}", db.url);
-    assert_eq!(db.query_i64("SELECT count(*) FROM grades"), 4);
+    assert_eq!(db.query_i64("SELECT count(*) FROM grades"), 7);
 }
 
 #[test]
@@ -272,7 +273,7 @@ fn bad_files(good: &str, postgres: bool) -> Vec<(&'static str, String, String)> 
         ("not JSON", "SQLite format 3\0".to_string(), "is not a TOEFL Dashboard export".to_string()),
         ("other format", edit(good, "toefl-dashboard-export", "other"), "is not a TOEFL Dashboard export".to_string()),
         ("format version", edit(good, "\"format_version\": 1", "\"format_version\": 2"), "format version 2".to_string()),
-        ("schema version", edit(good, "\"schema_version\": 1", "\"schema_version\": 2"), "has schema version 2 but this tool expects 1".to_string()),
+        ("schema version", edit(good, &format!("\"schema_version\": {SCHEMA_VERSION}"), &format!("\"schema_version\": {NEWER_VERSION}")), newer_version_refusal()),
         ("header after tables", edit(&edit(good, &header_last, ""), "\n }}\n", &format!("\n }},{count_line}}}\n")), "no \"row_counts\" field before \"tables\"".to_string()),
         ("unknown table", edit(good, "\"classes\": [", "\"klasses\": ["), "table klasses: no such table in the schema".to_string()),
         ("unknown column", edit(good, "\"phone\":", "\"fone\":"), "table teachers, row 1 (id 1): unknown column \"fone\"".to_string()),
@@ -301,11 +302,56 @@ fn bad_files_leave_the_target_exactly_as_it_was(backend: Backend) {
     let source = TestDb::sqlite();
     xtask_ok(&source, &["seed", "--students", "4", "--seed", "9"]);
     let (_, good) = export(&source, "good.json");
+    let postgres = backend == app::Backend::Postgres;
+    import_each_bad_file(backend, bad_files(&good, postgres));
+}
+
+/// Versions of [`fixture_sql`]'s export whose figures break a check, each with a part of the error
+/// it must give.
+fn files_with_bad_figures(good: &str) -> Vec<(&'static str, String, String)> {
+    vec![
+        (
+            "a band of 4.25",
+            edit(good, "\"reading_band\":4.5,", "\"reading_band\":4.25,"),
+            "table students, row 4 (id 4), column reading_band: holds Real(4.25), which the check"
+                .to_string(),
+        ),
+        (
+            "not the rounded average",
+            edit(good, "\"overall_band\":4.5}", "\"overall_band\":5.0}"),
+            "table students, row 4 (id 4): the row breaks the check students_overall_band_average"
+                .to_string(),
+        ),
+        (
+            "no complete scale",
+            edit(good, "\"reading\":25,", "\"reading\":null,"),
+            "table students, row 5 (id 5): the row breaks the check students_complete_scales"
+                .to_string(),
+        ),
+        (
+            "scales of two levels",
+            edit(good, "\"total_score\":88,", "\"total_score\":95,"),
+            "table students, row 4 (id 4): the row breaks the check students_scales_agree"
+                .to_string(),
+        ),
+    ]
+}
+
+per_backend!(rows_that_break_a_check_leave_the_target_exactly_as_it_was);
+fn rows_that_break_a_check_leave_the_target_exactly_as_it_was(backend: Backend) {
+    let source = TestDb::sqlite();
+    fill_with_fixture(&source, false);
+    let (_, good) = export(&source, "good.json");
+    import_each_bad_file(backend, files_with_bad_figures(&good));
+}
+
+/// Imports each bad file into a seeded database of `backend`: each must fail with its error and
+/// leave the database exactly as it was.
+fn import_each_bad_file(backend: Backend, files: Vec<(&'static str, String, String)>) {
     let db = TestDb::of(backend);
     xtask_ok(&db, &["seed", "--students", "3", "--seed", "5"]);
     let before = db.content_hash();
-    let postgres = db.url.backend() == app::Backend::Postgres;
-    for (name, text, expected) in bad_files(&good, postgres) {
+    for (name, text, expected) in files {
         let path = db.dir.path().join("bad.json");
         std::fs::write(&path, text).unwrap();
         let outcome = import(&db, &path);

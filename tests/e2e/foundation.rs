@@ -1,8 +1,8 @@
-//! The foundation: migrate, seed, database URLs and TLS.
+//! The foundation: migrate, seed and database URLs (TLS is in tls.rs).
 
 use app::schema::{OnDelete, PRIMARY_KEY};
 use app::{Backend, DatabaseUrl, TABLES};
-use testkit::{Cluster, TestDb, Tls};
+use testkit::TestDb;
 
 use crate::{xtask, xtask_ok, xtask_on};
 
@@ -108,7 +108,7 @@ fn migrate_creates_the_described_schema(backend: Backend) {
     let db = TestDb::of(backend);
     let first = xtask_ok(&db, &["migrate"]);
     assert!(
-        first.stderr.contains("applied schema version 1"),
+        first.stderr.contains("applied schema version 1, 2"),
         "{}",
         first.stderr
     );
@@ -166,7 +166,8 @@ per_backend!(checks_reject_values_outside_the_schema);
 fn checks_reject_values_outside_the_schema(backend: Backend) {
     let db = TestDb::of(backend);
     xtask_ok(&db, &["migrate"]);
-    let base = "INSERT INTO students (name, created_at, reading) VALUES ('x', '2024-01-01 00:00:00.000000', ";
+    let base = "INSERT INTO students (name, created_at, listening, speaking, writing, total_score, reading) \
+                VALUES ('x', '2024-01-01 00:00:00.000000', 20, 20, 20, 90, ";
     db.execute(&format!("{base}30)"));
     for bad in ["31)", "-1)"] {
         let sql = format!("{base}{bad}");
@@ -179,6 +180,147 @@ fn checks_reject_values_outside_the_schema(backend: Backend) {
     }
     let level = "INSERT INTO students (name, created_at, cefr_level) VALUES ('y', '2024-01-01 00:00:00.000000', 'C3')";
     assert!(db.try_execute(level).is_err(), "{level} must be rejected");
+}
+
+/// Figures of a row: column names and SQL values.
+type Figures = Vec<(&'static str, &'static str)>;
+
+/// Inserts a row with `figures` into students and into grades (of a student with none) on a migrated
+/// `db`; each gives `Ok` or the database's refusal.
+fn insert_figures(db: &TestDb, figures: &Figures) -> [Result<(), String>; 2] {
+    let names: Vec<&str> = figures.iter().map(|(name, _)| *name).collect();
+    let values: Vec<&str> = figures.iter().map(|(_, value)| *value).collect();
+    let (names, values) = (names.join(", "), values.join(", "));
+    [
+        format!(
+            "INSERT INTO students (name, created_at, {names}) \
+             VALUES ('Ana', '2026-02-02 00:00:00.000000', {values})"
+        ),
+        format!(
+            "INSERT INTO grades (student_id, taken_on, kind, created_at, {names}) \
+             VALUES (1000, '2026-02-02', 'official', '2026-02-02 00:00:00.000000', {values})"
+        ),
+    ]
+    .map(|sql| db.try_execute(&sql))
+}
+
+/// Migrates a new database of `backend` and checks that each row of figures is refused with an
+/// error naming the check, or stored when that is `None`, in students and in grades.
+fn check_figures(backend: Backend, cases: &[(Figures, Option<&str>)]) {
+    let db = TestDb::of(backend);
+    xtask_ok(&db, &["migrate"]);
+    db.execute(
+        "INSERT INTO students (id, name, created_at) VALUES (1000, 'sem nota', '2026-02-02 00:00:00.000000')",
+    );
+    for (figures, refused_by) in cases {
+        for outcome in insert_figures(&db, figures) {
+            match (refused_by, outcome) {
+                (None, Ok(())) => {}
+                (Some(check), Err(message)) => assert!(
+                    message.contains(check),
+                    "{figures:?} refused by {check} on {backend}: {message}"
+                ),
+                (expected, outcome) => {
+                    panic!("{figures:?} on {backend}: expected {expected:?}, got {outcome:?}")
+                }
+            }
+        }
+    }
+}
+
+/// Four section bands and an overall band, then any other figures.
+fn bands(values: [&'static str; 5], others: &[(&'static str, &'static str)]) -> Figures {
+    let names = [
+        "reading_band",
+        "listening_band",
+        "speaking_band",
+        "writing_band",
+        "overall_band",
+    ];
+    names
+        .into_iter()
+        .zip(values)
+        .chain(others.to_vec())
+        .collect()
+}
+
+per_backend!(checks_refuse_a_band_of_4_25);
+fn checks_refuse_a_band_of_4_25(backend: Backend) {
+    check_figures(
+        backend,
+        &[
+            (bands(["4.5", "4.0", "4.0", "4.0", "4.0"], &[]), None),
+            (
+                bands(["4.25", "4.0", "4.0", "4.0", "4.0"], &[]),
+                Some("reading_band"),
+            ),
+            (
+                bands(["4.0", "4.0", "4.0", "4.0", "6.5"], &[]),
+                Some("overall_band"),
+            ),
+        ],
+    );
+}
+
+per_backend!(checks_refuse_an_overall_band_that_is_not_the_rounded_average);
+fn checks_refuse_an_overall_band_that_is_not_the_rounded_average(backend: Backend) {
+    let average = Some("overall_band_average");
+    check_figures(
+        backend,
+        &[
+            // Averages of 5.125 and 5.25: 5.0 and 5.5, nothing else.
+            (bands(["5.0", "5.0", "5.0", "5.5", "5.0"], &[]), None),
+            (bands(["5.0", "5.0", "5.0", "5.5", "5.5"], &[]), average),
+            (bands(["5.0", "5.0", "5.5", "5.5", "5.5"], &[]), None),
+            (bands(["5.0", "5.0", "5.5", "5.5", "5.0"], &[]), average),
+            (bands(["1.0", "6.0", "1.0", "6.0", "3.5"], &[]), None),
+            (bands(["1.0", "6.0", "1.0", "6.0", "4.0"], &[]), average),
+        ],
+    );
+}
+
+per_backend!(checks_refuse_a_row_without_a_complete_scale);
+fn checks_refuse_a_row_without_a_complete_scale(backend: Backend) {
+    let complete = Some("complete_scales");
+    let sections = [
+        ("reading", "20"),
+        ("listening", "21"),
+        ("speaking", "22"),
+        ("writing", "23"),
+    ];
+    let total = ("total_score", "86");
+    let report = ["4.0", "4.0", "4.5", "4.5", "4.5"];
+    let mut partial_bands = bands(report, &[total]);
+    partial_bands.remove(1);
+    check_figures(
+        backend,
+        &[
+            ([&sections[..], &[total]].concat(), None),
+            (bands(report, &[]), None),
+            (bands(report, &[total]), None),
+            (bands(report, &[&sections[..], &[total]].concat()), None),
+            (sections.to_vec(), complete),
+            ([&sections[1..], &[total]].concat(), complete),
+            (vec![total], complete),
+            (bands(report, &[])[..4].to_vec(), complete),
+            (partial_bands, complete),
+        ],
+    );
+}
+
+per_backend!(checks_refuse_a_total_and_bands_of_different_cefr_levels);
+fn checks_refuse_a_total_and_bands_of_different_cefr_levels(backend: Backend) {
+    let c1 = ["5.0", "5.0", "5.0", "5.5", "5.0"];
+    let agree = Some("scales_agree");
+    check_figures(
+        backend,
+        &[
+            (bands(c1, &[("total_score", "95")]), None),
+            (bands(c1, &[("total_score", "113")]), None),
+            (bands(c1, &[("total_score", "94")]), agree),
+            (bands(c1, &[("total_score", "114")]), agree),
+        ],
+    );
 }
 
 fn seed(db: &TestDb, seed: &str, extra: &[&str]) -> testkit::Outcome {
@@ -303,32 +445,4 @@ fn help_lists_every_command() {
             help.stdout
         );
     }
-}
-
-#[test]
-fn sslmode_require_connects_over_tls() {
-    let cluster = Cluster::start(Tls::Required).unwrap_or_else(|e| panic!("{e}"));
-    let DatabaseUrl::Postgres(url) = cluster.url("postgres", "postgres") else {
-        unreachable!()
-    };
-    let tls = xtask(&[
-        "migrate",
-        "--database-url",
-        &format!("{url}?sslmode=require"),
-    ]);
-    assert!(tls.success, "{tls:#?}");
-    let plain = xtask(&[
-        "migrate",
-        "--database-url",
-        &format!("{url}?sslmode=disable"),
-    ]);
-    assert!(
-        !plain.success,
-        "the server only accepts TLS, so this proves TLS was used: {plain:#?}"
-    );
-    assert!(
-        plain.stderr.contains("no encryption") || plain.stderr.contains("pg_hba"),
-        "{}",
-        plain.stderr
-    );
 }

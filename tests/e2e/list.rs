@@ -76,7 +76,7 @@ fn list_shows_our_backups_newest_first_from_their_content() {
     assert_eq!(backups[0]["created"], "2026-01-05T08:00:00Z");
     assert_eq!(backups[0]["compression"], "gzip");
     assert_eq!(backups[0]["rows"]["students"], 20);
-    assert_eq!(backups[1]["schema_version"], 1);
+    assert_eq!(backups[1]["schema_version"], app::SCHEMA_VERSION);
     assert!(
         backups[1]["rows"].is_null(),
         "a dump's rows are not known without restoring it"

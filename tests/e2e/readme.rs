@@ -1,10 +1,15 @@
 //! The README tells the truth: every `cargo xtask` command in it, and in the CI workflow example,
-//! runs as written and succeeds.
+//! runs as written and succeeds (off-site copies go to the test's S3 server); the bucket lifecycle
+//! rule and the permissions it shows are what S3 takes.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
 
+use testkit::s3::s3_server;
 use testkit::TestDb;
+
+/// The bucket the README's examples send copies to.
+const README_BUCKET: &str = "toefl-backups";
 
 /// The fenced blocks of `markdown` tagged `tag`.
 fn blocks<'a>(markdown: &'a str, tag: &str) -> Vec<&'a str> {
@@ -70,7 +75,10 @@ fn every_command_in_the_readme_and_the_workflow_runs() {
     let production = TestDb::postgres();
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("backups")).unwrap();
-    let env = [
+    s3_server().create_bucket_named(README_BUCKET);
+    let aws = s3_server().env().into_iter();
+    let aws = aws.map(|(name, value)| (name, value.into_string().unwrap()));
+    let env: Vec<(&str, String)> = [
         ("DATABASE_URL", dev.url_arg()),
         ("PRODUCTION_DATABASE_URL", production.url_arg()),
         (
@@ -81,7 +89,10 @@ fn every_command_in_the_readme_and_the_workflow_runs() {
             "GITHUB_ENV",
             dir.path().join("github_env").display().to_string(),
         ),
-    ];
+    ]
+    .into_iter()
+    .chain(aws)
+    .collect();
 
     let mut ran = 0;
     for block in blocks(&readme, "sh") {
@@ -103,6 +114,11 @@ fn every_command_in_the_readme_and_the_workflow_runs() {
             run(line, dir.path(), &env);
             ran += line.matches("cargo xtask").count();
         }
+        // A workflow step shown in the README.
+        for script in workflow_scripts(block) {
+            run(&script, dir.path(), &env);
+            ran += script.matches("cargo xtask").count();
+        }
     }
     for script in workflow_scripts(&workflow)
         .iter()
@@ -111,7 +127,13 @@ fn every_command_in_the_readme_and_the_workflow_runs() {
         run(script, dir.path(), &env);
         ran += script.matches("cargo xtask").count();
     }
-    assert!(ran >= 20, "the README's examples ran ({ran} commands)");
+    assert!(ran >= 30, "the README's examples ran ({ran} commands)");
+    let keys = s3_server().keys(README_BUCKET);
+    assert!(
+        keys.iter()
+            .any(|k| k.starts_with("production/toefl_export_")),
+        "the exports went to the bucket: {keys:?}"
+    );
     assert_eq!(
         production.query_i64("SELECT count(*) FROM students"),
         1000,
@@ -119,4 +141,59 @@ fn every_command_in_the_readme_and_the_workflow_runs() {
     );
     let log = std::fs::read_to_string(dir.path().join("backups/exports.log")).unwrap();
     assert!(log.contains("\"ok\":true"), "the cron line's JSON: {log}");
+}
+
+/// Python, with boto3: applies the lifecycle rule in argv[1] to the bucket argv[2] through the AWS
+/// SDK (which checks its shape) and prints the rule S3 then holds.
+const PUT_LIFECYCLE: &str = "
+import boto3, json, os, sys
+s3 = boto3.client('s3', endpoint_url=os.environ['ENDPOINT'])
+s3.put_bucket_lifecycle_configuration(Bucket=sys.argv[2], LifecycleConfiguration=json.loads(sys.argv[1]))
+rule = s3.get_bucket_lifecycle_configuration(Bucket=sys.argv[2])['Rules'][0]
+print(rule['AbortIncompleteMultipartUpload']['DaysAfterInitiation'], rule['Filter']['Prefix'])
+";
+
+/// Python, with boto3: creates an IAM policy from the document in argv[1] (moto checks its grammar,
+/// as IAM does) and prints its actions, one per line.
+const CREATE_POLICY: &str = "
+import boto3, json, os, sys, uuid
+iam = boto3.client('iam', endpoint_url=os.environ['ENDPOINT'])
+iam.create_policy(PolicyName='toefl-' + uuid.uuid4().hex, PolicyDocument=sys.argv[1])
+for statement in json.loads(sys.argv[1])['Statement']:
+    print('\\n'.join(statement['Action']))
+";
+
+#[test]
+fn the_readme_lifecycle_rule_and_permissions_are_what_s3_takes() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let json = blocks(&readme, "json");
+    let lifecycle: Vec<&&str> = json.iter().filter(|b| b.contains("\"Rules\"")).collect();
+    let bucket = s3_server().create_bucket();
+    let applied = s3_server().python(PUT_LIFECYCLE, &[lifecycle[0], &bucket]);
+    assert_eq!(applied.trim(), "1 production/");
+
+    let policies: Vec<&&str> = json
+        .iter()
+        .filter(|b| b.contains("\"Statement\""))
+        .collect();
+    assert_eq!(policies.len(), 2, "one key for every day, one that prunes");
+    let actions = |policy: &str| -> Vec<String> {
+        let printed = s3_server().python(CREATE_POLICY, &[policy]);
+        printed.lines().map(String::from).collect()
+    };
+    let daily = actions(policies[0]);
+    let pruning = actions(policies[1]);
+    assert!(!daily.contains(&"s3:DeleteObject".to_string()), "{daily:?}");
+    for needed in ["s3:PutObject", "s3:GetObject", "s3:ListBucket"] {
+        assert!(daily.contains(&needed.to_string()), "{needed}: {daily:?}");
+    }
+    assert!(
+        pruning.contains(&"s3:DeleteObject".to_string()),
+        "{pruning:?}"
+    );
+    assert!(
+        !pruning.contains(&"s3:PutObject".to_string()),
+        "{pruning:?}"
+    );
 }

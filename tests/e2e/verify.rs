@@ -3,10 +3,13 @@
 
 use std::path::Path;
 
+use app::SCHEMA_VERSION;
 use testkit::TestDb;
 
 use crate::scripting::json_line;
-use crate::{xtask, xtask_ok, xtask_on};
+use crate::{
+    newer_version_refusal, record_newer_version, xtask, xtask_ok, xtask_on, NEWER_VERSION,
+};
 
 fn sqlite_backup(dir: &Path) -> (TestDb, String) {
     let db = TestDb::sqlite();
@@ -83,7 +86,7 @@ type Breakage = dyn Fn(&str);
 #[test]
 fn broken_backups_fail_verification_with_the_reason() {
     let dir = tempfile::tempdir().unwrap();
-    let cases: [(&str, &Breakage, &str); 4] = [
+    let cases: [(&str, &Breakage, &str); 5] = [
         (
             "truncated",
             &|file| {
@@ -98,9 +101,20 @@ fn broken_backups_fail_verification_with_the_reason() {
             "table grades, row 3 (id 3), column student_id: refers to students id 999999",
         ),
         (
+            "a row that breaks a check, written with checks off",
+            &|file| {
+                tamper(
+                    file,
+                    "PRAGMA ignore_check_constraints = ON; UPDATE students SET reading = NULL \
+                     WHERE id = (SELECT min(id) FROM students WHERE reading IS NOT NULL)",
+                )
+            },
+            "breaks the check students_complete_scales",
+        ),
+        (
             "another schema version",
-            &|file| tamper(file, "UPDATE schema_migrations SET version = 2"),
-            "schema version 2",
+            &|file| tamper(file, &record_newer_version()),
+            &newer_version_refusal(),
         ),
         (
             "garbage",
@@ -131,8 +145,8 @@ fn broken_backups_fail_verification_with_the_reason() {
 fn a_dump_of_another_schema_version_is_refused_before_anything_changes() {
     let source = TestDb::postgres();
     xtask_ok(&source, &["seed", "--students", "10"]);
-    source.execute("UPDATE schema_migrations SET version = 2");
-    let dump = source.dir.path().join("v2.dump");
+    source.execute(&record_newer_version());
+    let dump = source.dir.path().join("newer.dump");
     let dumped = std::process::Command::new("pg_dump")
         .args(["--format=custom", "--file"])
         .arg(&dump)
@@ -145,7 +159,7 @@ fn a_dump_of_another_schema_version_is_refused_before_anything_changes() {
     let verified = xtask_on(&source, &["verify", dump]);
     assert_eq!(verified.code, Some(4), "{verified:#?}");
     assert!(
-        verified.stderr.contains("schema version 2"),
+        verified.stderr.contains(&newer_version_refusal()),
         "{}",
         verified.stderr
     );
@@ -159,7 +173,7 @@ fn a_dump_of_another_schema_version_is_refused_before_anything_changes() {
     );
     assert_eq!(restored.code, Some(1), "{restored:#?}");
     assert!(
-        restored.stderr.contains("schema version 2"),
+        restored.stderr.contains(&newer_version_refusal()),
         "{}",
         restored.stderr
     );
@@ -229,8 +243,14 @@ fn broken_exports_fail_verification_with_the_reason() {
         ),
         (
             "another schema version",
-            &|file| edit(file, "\"schema_version\": 1", "\"schema_version\": 2"),
-            "schema version 2",
+            &|file| {
+                edit(
+                    file,
+                    &format!("\"schema_version\": {SCHEMA_VERSION}"),
+                    &format!("\"schema_version\": {NEWER_VERSION}"),
+                )
+            },
+            &newer_version_refusal(),
         ),
     ];
     for (what, break_it, reason) in cases {

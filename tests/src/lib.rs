@@ -1,9 +1,14 @@
 //! Support for the end-to-end tests in `tests/e2e`: real SQLite files in temporary directories, a real
 //! PostgreSQL server (the one `TEST_DATABASE_URL` names, or an ephemeral cluster started for the test
-//! run), a database per test, and a content hash that reads the data without the code under test.
+//! run), a database per test, and a content hash that reads the data without the code under test;
+//! an S3-compatible server ([`s3`]) and a proxy that dies mid-transfer ([`proxy`]) for off-site copies.
 
-use std::ffi::OsStr;
-use std::hash::{DefaultHasher, Hasher};
+pub mod proxy;
+pub mod s3;
+
+use std::collections::hash_map::RandomState;
+use std::ffi::{OsStr, OsString};
+use std::hash::{BuildHasher, DefaultHasher, Hasher};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -12,11 +17,23 @@ use std::sync::OnceLock;
 
 use app::{Backend, DatabaseUrl};
 
-/// The password of [`PASSWORD_ROLE`], which logs in with SCRAM: tests use it to check that no
-/// password leaks.
-pub const PASSWORD: &str = "Sup3r-s3cret-päss";
-/// A role that must log in with [`PASSWORD`].
-pub const PASSWORD_ROLE: &str = "toefl_pw";
+/// The password of [`password_role`], which logs in with SCRAM: new for each test run, with the
+/// characters that end a URL's parts where the driver does not (`/`, `?`, `#`, `:`), so that the
+/// tests prove it never leaks.
+pub fn password() -> &'static str {
+    static PASSWORD: OnceLock<String> = OnceLock::new();
+    PASSWORD.get_or_init(|| {
+        // RandomState is seeded from the operating system's randomness.
+        let random = || RandomState::new().build_hasher().finish();
+        format!("{:016x}{:016x}/p?a#s:s", random(), random())
+    })
+}
+
+/// A role that must log in with [`password`]; one per test process, dropped when it ends.
+pub fn password_role() -> &'static str {
+    static ROLE: OnceLock<String> = OnceLock::new();
+    ROLE.get_or_init(|| format!("toefl_pw_{}", std::process::id()))
+}
 
 /// A PostgreSQL server the tests may create databases on.
 pub struct PgServer {
@@ -29,28 +46,63 @@ pub struct PgServer {
 pub fn pg_server() -> &'static PgServer {
     static SERVER: OnceLock<PgServer> = OnceLock::new();
     SERVER.get_or_init(|| {
-        let server = match std::env::var("TEST_DATABASE_URL") {
-            Ok(url) => PgServer {
-                admin_url: DatabaseUrl::parse(&url)
-                    .expect("TEST_DATABASE_URL is a PostgreSQL URL"),
+        let given = std::env::var("TEST_DATABASE_URL").ok();
+        let server = match &given {
+            Some(url) => PgServer {
+                admin_url: DatabaseUrl::parse(url).expect("TEST_DATABASE_URL is a PostgreSQL URL"),
             },
-            Err(_) => {
+            None => {
                 let cluster = Cluster::start(Tls::Off).unwrap_or_else(|e| panic!("{e}"));
                 PgServer {
                     admin_url: cluster.url("postgres", "postgres"),
                 }
             }
         };
-        // The role may exist already on a TEST_DATABASE_URL server from an earlier run.
+        let role = password_role();
         server
             .admin()
             .batch_execute(&format!(
-                "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{PASSWORD_ROLE}') \
-                 THEN CREATE ROLE {PASSWORD_ROLE} LOGIN SUPERUSER PASSWORD '{PASSWORD}'; END IF; END $$"
+                "CREATE ROLE {role} LOGIN SUPERUSER PASSWORD '{}'",
+                password()
             ))
             .expect("create the password role");
+        // An ephemeral cluster goes with its role; a server of TEST_DATABASE_URL must not keep it.
+        if given.is_some() {
+            drop_role_at_exit(&server.admin_url, role);
+        }
         server
     })
+}
+
+/// Drops `role` on `admin_url`'s server once this process has exited (the test databases, which
+/// hold its objects, are dropped by then), by a watchdog that outlives it and connects with psql.
+fn drop_role_at_exit(admin_url: &DatabaseUrl, role: &str) {
+    let environment = admin_url
+        .libpq_environment()
+        .expect("TEST_DATABASE_URL's TLS settings")
+        .expect("a PostgreSQL URL");
+    let sql =
+        format!("REASSIGN OWNED BY {role} TO CURRENT_USER; DROP OWNED BY {role}; DROP ROLE {role}");
+    after_exit(&format!("psql --no-password -qc '{sql}'"), environment)
+        .expect("start the watchdog that drops the password role");
+}
+
+/// Runs the shell command `then` (quietly, with `environment`) once this process has exited,
+/// however it exits, from a watchdog that outlives it.
+fn after_exit(then: &str, environment: Vec<(&str, OsString)>) -> Result<(), String> {
+    let script = format!(
+        "while kill -0 {pid} 2>/dev/null; do sleep 0.5; done; {then} >/dev/null 2>&1",
+        pid = std::process::id(),
+    );
+    Command::new("sh")
+        .args(["-c", &script])
+        .envs(environment)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map(drop)
+        .map_err(|e| format!("cannot start a watchdog: {e}"))
 }
 
 impl PgServer {
@@ -73,7 +125,8 @@ pub fn connect(url: &DatabaseUrl) -> postgres::Client {
 pub enum Tls {
     /// Unix socket only, no TLS.
     Off,
-    /// TCP on 127.0.0.1 with a self-signed certificate, and TLS required for every login.
+    /// TCP on 127.0.0.1 with a certificate for `localhost` signed by a CA made for the cluster
+    /// ([`Cluster::ca_certificate`]), and TLS required for every login.
     Required,
 }
 
@@ -86,6 +139,60 @@ pub struct Cluster {
     pub port: u16,
     /// Whether TLS is on.
     pub tls: Tls,
+}
+
+/// A certificate authority made with openssl for a test.
+pub struct CertificateAuthority {
+    /// Its certificate (PEM): what `sslrootcert` names.
+    pub certificate: PathBuf,
+    key: PathBuf,
+}
+
+/// Makes a new CA named `name` in `dir` (its files are `NAME.crt` and `NAME.key`).
+pub fn certificate_authority(dir: &Path, name: &str) -> Result<CertificateAuthority, String> {
+    let ca = CertificateAuthority {
+        certificate: dir.join(format!("{name}.crt")),
+        key: dir.join(format!("{name}.key")),
+    };
+    run(Command::new("openssl")
+        .args(["req", "-new", "-x509", "-days", "2", "-nodes"])
+        .args(["-subj", &format!("/CN={name}")])
+        .args(["-addext", "basicConstraints=critical,CA:TRUE"])
+        .args(["-addext", "keyUsage=critical,keyCertSign,cRLSign"])
+        .arg("-keyout")
+        .arg(&ca.key)
+        .arg("-out")
+        .arg(&ca.certificate))?;
+    Ok(ca)
+}
+
+/// Writes `server.key` and `server.crt` into `dir`: a certificate for `host` (its DNS name, the
+/// only one it holds) signed by `ca`.
+fn server_certificate(ca: &CertificateAuthority, host: &str, dir: &Path) -> Result<(), String> {
+    let request = dir.join("server.csr");
+    let extensions = dir.join("server.ext");
+    run(Command::new("openssl")
+        .args(["req", "-new", "-nodes", "-subj", &format!("/CN={host}")])
+        .arg("-keyout")
+        .arg(dir.join("server.key"))
+        .arg("-out")
+        .arg(&request))?;
+    std::fs::write(&extensions, format!("subjectAltName=DNS:{host}\n"))
+        .map_err(|e| format!("cannot write {}: {e}", extensions.display()))?;
+    run(Command::new("openssl")
+        .args(["x509", "-req", "-days", "2", "-in"])
+        .arg(&request)
+        .arg("-CA")
+        .arg(&ca.certificate)
+        .arg("-CAkey")
+        .arg(&ca.key)
+        .arg("-set_serial")
+        .arg("1")
+        .arg("-extfile")
+        .arg(&extensions)
+        .arg("-out")
+        .arg(dir.join("server.crt")))?;
+    Ok(())
 }
 
 impl Cluster {
@@ -115,15 +222,14 @@ impl Cluster {
             .args(["-U", "postgres", "-A", "trust", "--no-sync", "-E", "UTF8"])
             .args(["--locale", "C", "-D"])
             .arg(&data))?;
-        let mut hba = format!("local all {PASSWORD_ROLE} scram-sha-256\nlocal all all trust\n");
+        let mut hba = format!(
+            "local all {} scram-sha-256\nlocal all all trust\n",
+            password_role()
+        );
         let mut listen = String::new();
         if tls == Tls::Required {
-            run(Command::new("openssl")
-                .args(["req", "-new", "-x509", "-days", "2", "-nodes"])
-                .args(["-subj", "/CN=localhost", "-keyout"])
-                .arg(data.join("server.key"))
-                .arg("-out")
-                .arg(data.join("server.crt")))?;
+            let ca = certificate_authority(&dir, "toefl-test-ca")?;
+            server_certificate(&ca, "localhost", &data)?;
             if root {
                 run(Command::new("chown")
                     .arg("postgres:postgres")
@@ -150,6 +256,11 @@ impl Cluster {
             .arg("start"))?;
         spawn_watchdog(&bindir, &dir, &data, root)?;
         Ok(Cluster { dir, port, tls })
+    }
+
+    /// The CA that signed the server's certificate, for [`Tls::Required`]: `DIR/toefl-test-ca.crt`.
+    pub fn ca_certificate(&self) -> PathBuf {
+        self.dir.join("toefl-test-ca.crt")
     }
 
     /// A URL for `user` to database `dbname` on this cluster.
@@ -240,7 +351,8 @@ fn append(path: &Path, text: &str) -> Result<(), String> {
         .map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
-fn free_port() -> u16 {
+/// A TCP port of 127.0.0.1 that nothing listens on now.
+pub fn free_port() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
     listener.local_addr().expect("a local address").port()
 }
@@ -249,22 +361,13 @@ fn free_port() -> u16 {
 fn spawn_watchdog(bindir: &Path, dir: &Path, data: &Path, root: bool) -> Result<(), String> {
     let pg_ctl = bindir.join("pg_ctl");
     let as_postgres = if root { "runuser -u postgres -- " } else { "" };
-    let script = format!(
-        "while kill -0 {pid} 2>/dev/null; do sleep 0.5; done; \
-         {as_postgres}'{pg_ctl}' -D '{data}' -m immediate stop >/dev/null 2>&1; rm -rf '{dir}'",
-        pid = std::process::id(),
+    let stop = format!(
+        "{as_postgres}'{pg_ctl}' -D '{data}' -m immediate stop >/dev/null 2>&1; rm -rf '{dir}'",
         pg_ctl = pg_ctl.display(),
         data = data.display(),
         dir = dir.display(),
     );
-    Command::new("sh")
-        .args(["-c", &script])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .map(drop)
-        .map_err(|e| format!("cannot start the cluster's watchdog: {e}"))
+    after_exit(&stop, Vec::new())
 }
 
 /// A database for one test: a SQLite file in its own temporary directory, or a PostgreSQL database
@@ -324,22 +427,26 @@ impl TestDb {
         }
     }
 
-    /// The same PostgreSQL database, logged in as [`PASSWORD_ROLE`] with its password.
+    /// The same PostgreSQL database, logged in as [`password_role`] with its password.
     pub fn url_with_password(&self) -> String {
+        self.url_as_password_role(Some(password()))
+    }
+
+    /// The same PostgreSQL database, logged in as [`password_role`] with `password` in the URL, or
+    /// none.
+    pub fn url_as_password_role(&self, password: Option<&str>) -> String {
         let DatabaseUrl::Postgres(url) = &self.url else {
             panic!("a PostgreSQL test database")
         };
-        // Replace whatever user the URL names with the password role.
+        // Replace whatever credentials the URL has (up to its first `@`, as the driver reads it)
+        // with the password role's.
         let (scheme, rest) = url.split_once("://").expect("a URL");
-        let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
-        let host = match rest[..authority_end].rsplit_once('@') {
-            Some((_, host)) => host,
-            None => &rest[..authority_end],
+        let server = rest.split_once('@').map_or(rest, |(_, server)| server);
+        let credentials = match password {
+            Some(password) => format!("{}:{password}", password_role()),
+            None => password_role().to_string(),
         };
-        format!(
-            "{scheme}://{PASSWORD_ROLE}:{PASSWORD}@{host}{}",
-            &rest[authority_end..]
-        )
+        format!("{scheme}://{credentials}@{server}")
     }
 
     /// A hash of every row of every table of the app's schema, read with the drivers directly.
@@ -394,9 +501,11 @@ impl TestDb {
             DatabaseUrl::Sqlite(path) => rusqlite::Connection::open(path)
                 .and_then(|c| c.execute_batch(sql))
                 .map_err(|e| e.to_string()),
-            DatabaseUrl::Postgres(_) => connect(&self.url)
-                .batch_execute(sql)
-                .map_err(|e| e.to_string()),
+            // The driver's own text is only "db error": the server's message says what was refused.
+            DatabaseUrl::Postgres(_) => connect(&self.url).batch_execute(sql).map_err(|e| {
+                e.as_db_error()
+                    .map_or_else(|| e.to_string(), |db| db.message().to_string())
+            }),
         }
     }
 
@@ -412,6 +521,26 @@ impl TestDb {
                 .get(0),
         }
     }
+
+    /// Runs a query that returns one text column; gives its values.
+    pub fn query_texts(&self, sql: &str) -> Vec<String> {
+        match &self.url {
+            DatabaseUrl::Sqlite(path) => {
+                let conn = rusqlite::Connection::open(path).expect("open the SQLite file");
+                let mut statement = conn.prepare(sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
+                let values = statement
+                    .query_map([], |row| row.get(0))
+                    .and_then(Iterator::collect);
+                values.unwrap_or_else(|e| panic!("{sql}: {e}"))
+            }
+            DatabaseUrl::Postgres(_) => connect(&self.url)
+                .query(sql, &[])
+                .unwrap_or_else(|e| panic!("{sql}: {e}"))
+                .iter()
+                .map(|row| row.get(0))
+                .collect(),
+        }
+    }
 }
 
 impl Drop for TestDb {
@@ -422,6 +551,17 @@ impl Drop for TestDb {
                 .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
         }
     }
+}
+
+/// The SHA-256 of the file at `path`, in lowercase hex, by `sha256sum` (not the code under test).
+pub fn sha256_hex(path: &Path) -> String {
+    let out = Command::new("sha256sum")
+        .arg(path)
+        .output()
+        .expect("run sha256sum");
+    assert!(out.status.success(), "sha256sum {}", path.display());
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.split_whitespace().next().expect("a hash").to_string()
 }
 
 /// What one run of a command gave.
@@ -442,19 +582,44 @@ pub fn run_xtask(bin: &str, args: &[&str]) -> Outcome {
     run_xtask_with_env(bin, args, &[])
 }
 
+/// The variables that would send a command's copies off-site: never inherited by the commands under
+/// test, which get them only from the test.
+const REMOTE_VARIABLES: [&str; 7] = [
+    "TOEFL_BACKUP_REMOTE",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+    "AWS_ENDPOINT_URL",
+];
+
 /// Like [`run_xtask`], with the variables `env` set in its environment (e.g. another `PATH`).
 pub fn run_xtask_with_env(bin: &str, args: &[&str], env: &[(&str, &OsStr)]) -> Outcome {
-    let out = Command::new(bin)
+    let mut command = Command::new(bin);
+    for name in REMOTE_VARIABLES {
+        command.env_remove(name);
+    }
+    command
         .args(args)
         .env_remove("DATABASE_URL")
+        // Encryption is what a test asks for, whatever the developer's environment says.
+        .env_remove("TOEFL_BACKUP_RECIPIENTS")
+        .env_remove("TOEFL_BACKUP_IDENTITY_FILE")
         .envs(env.iter().copied())
         .stdin(Stdio::null())
         .output()
-        .expect("run xtask");
-    Outcome {
-        success: out.status.success(),
-        code: out.status.code(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        .expect("run xtask")
+        .into()
+}
+
+impl From<std::process::Output> for Outcome {
+    fn from(out: std::process::Output) -> Outcome {
+        Outcome {
+            success: out.status.success(),
+            code: out.status.code(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
     }
 }

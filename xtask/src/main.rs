@@ -8,6 +8,7 @@ mod confirm;
 mod engine;
 mod exit;
 mod flags;
+mod offsite;
 mod progress;
 mod report;
 mod workspace;
@@ -22,8 +23,10 @@ use exit::Exit;
 const AFTER_HELP: &str = "\
 The database is chosen by --database-url, else by DATABASE_URL, else the development SQLite file
 instance/toefl_dev.db in the workspace. Accepted URL forms: sqlite:PATH and sqlite://PATH (relative to
-the current directory), sqlite:///ABSOLUTE/PATH, postgres://USER:PASSWORD@HOST:PORT/DBNAME and
-postgresql://... (add ?sslmode=require for TLS). Passwords are never shown.
+the current directory), sqlite:///ABSOLUTE/PATH (on Windows also sqlite:C:/PATH and sqlite:///C:/PATH),
+postgres://USER:PASSWORD@HOST:PORT/DBNAME and postgresql://... (add
+?sslmode=verify-full&sslrootcert=system for verified TLS). Without a password in the URL, PGPASSWORD
+or the passfile (~/.pgpass) gives it, as for psql. Passwords are never shown.
 
 Backups and exports go to the workspace's backups/ (TOEFL_BACKUPS_DIR moves it). --json prints one
 JSON line on stdout; messages for people go to stderr.
@@ -46,8 +49,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Create or update the schema on the database
-    Migrate,
+    /// Create or update the schema on the database (after saving its data, if it has any)
+    Migrate(migrate::MigrateArgs),
     /// Fill the database with deterministic demo data (refuses a database that has students)
     Seed(seed::SeedArgs),
     /// Write every row of every table to a JSON file that either backend can import
@@ -90,7 +93,7 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<()> {
     let url = || workspace::database_url(cli.database_url.as_deref());
     let report = match cli.command {
-        Command::Migrate => migrate::run(&url()?),
+        Command::Migrate(args) => migrate::run(&url()?, &args),
         Command::Seed(args) => seed::run(&url()?, &args),
         Command::Export(args) => export::run(&url()?, &args),
         Command::Import(args) => import::run(&url()?, &args),

@@ -5,7 +5,7 @@ use std::io;
 use std::path::Path;
 use std::time::Instant;
 
-use app::{Backend, RowCounts};
+use app::{Backend, RowCounts, SCHEMA_VERSION};
 use serde_json::{json, Map, Value};
 
 use crate::engine::archive::kind::BackupKind;
@@ -36,18 +36,20 @@ impl Report {
     }
 
     /// Sets the fields that describe a backup or export file: `path`, `kind` (`native` or `json`),
-    /// `backend` (the one its data came from) and `bytes`.
+    /// `backend` (the one its data came from), `bytes`, and whether it is `encrypted` (with age).
     pub fn backup_file(
         &mut self,
         path: &Path,
         kind: BackupKind,
         backend: &str,
         bytes: u64,
+        encrypted: bool,
     ) -> &mut Report {
         self.field("path", path.display().to_string())
             .field("kind", kind.as_str())
             .field("backend", backend)
             .field("bytes", bytes)
+            .field("encrypted", encrypted)
     }
 
     /// Sets `backend`: the backend of the database the command worked on.
@@ -106,6 +108,15 @@ fn print_line(out: &mut impl io::Write, line: &str) {
     if written.is_err_and(|e| e.kind() != io::ErrorKind::BrokenPipe) {
         // Nowhere left to say it: the exit code still does.
         std::process::exit(1);
+    }
+}
+
+/// ` (schema version 1, brought forward to 2)` after a file of an earlier schema version; nothing
+/// after one of the current version.
+pub fn brought_forward(schema_version: i64) -> String {
+    match schema_version {
+        SCHEMA_VERSION => String::new(),
+        old => format!(" (schema version {old}, brought forward to {SCHEMA_VERSION})"),
     }
 }
 

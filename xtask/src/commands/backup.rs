@@ -5,9 +5,13 @@ use std::path::PathBuf;
 
 use app::{Create, Database, DatabaseUrl};
 
+use crate::engine::archive::compression::Compression;
 use crate::engine::archive::kind::BackupKind;
 use crate::engine::archive::series::Series;
 use crate::engine::native;
+use crate::flags::RecipientOptions;
+use crate::flags::RemoteOptions;
+use crate::offsite::Facts;
 use crate::report::Report;
 
 /// Options of `cargo xtask backup`.
@@ -20,18 +24,24 @@ pub struct BackupArgs {
     /// Overwrite the file if it already exists
     #[arg(long)]
     force: bool,
+    #[command(flatten)]
+    encryption: RecipientOptions,
+    #[command(flatten)]
+    remote: RemoteOptions,
 }
 
-/// Backs up the database at `url` to `--file` or a new timestamped file in `backups/`.
+/// Backs up the database at `url` to `--file` or a new timestamped file in `backups/`, then to the
+/// remote, if any.
 pub fn run(url: &DatabaseUrl, args: &BackupArgs) -> anyhow::Result<Report> {
     let mut report = Report::start("backup");
+    let recipients = args.encryption.recipients()?;
+    let offsite = args.remote.open()?;
     let mut db = Database::open(url, Create::No)?;
-    db.check_schema_version(url)?;
-    let path = match &args.file {
-        Some(path) => path.clone(),
-        None => Series::Backup.new_path(native::extension(url.backend()))?,
-    };
-    let written = native::write_backup(url, &mut db, &path, args.force)?;
+    // A database of an earlier schema version is backed up as it is, before its migration.
+    let schema_version = db.known_schema_version(url)?;
+    let extension = native::extension(url.backend());
+    let path = Series::Backup.path_for(args.file.as_deref(), extension, recipients.as_ref())?;
+    let written = native::write_backup(url, &mut db, &path, args.force, recipients.as_ref())?;
     report
         .say(format!("backed up {url} to {}: {written}", path.display()))
         .backup_file(
@@ -39,7 +49,16 @@ pub fn run(url: &DatabaseUrl, args: &BackupArgs) -> anyhow::Result<Report> {
             BackupKind::Native,
             url.backend().as_str(),
             written.size,
+            recipients.is_some(),
         )
         .rows(&written.counts);
+    let facts = Facts {
+        kind: BackupKind::Native,
+        backend: url.backend(),
+        schema_version,
+        counts: &written.counts,
+        compression: Compression::None,
+    };
+    offsite.upload(&path, &facts, "remote", &mut report)?;
     Ok(report)
 }

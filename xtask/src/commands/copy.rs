@@ -9,7 +9,7 @@ use crate::confirm::{open_confirmed_target, remove_created_file, sqlite_file_to_
 use crate::engine::archive::series::Series;
 use crate::engine::copy::{copy_data, ensure_different};
 use crate::flags::ReplaceOptions;
-use crate::report::Report;
+use crate::report::{brought_forward, Report};
 
 /// Options of `cargo xtask copy`.
 #[derive(clap::Args)]
@@ -36,16 +36,25 @@ pub struct CopyArgs {
 pub fn run(url: &DatabaseUrl, args: &CopyArgs) -> anyhow::Result<Report> {
     let mut report = Report::start("copy");
     let target_url = DatabaseUrl::parse(&args.to)?;
+    // A bad key or an unreachable remote for the safety copy fails before anything happens.
+    let safety = &args.replace.safety;
+    let recipients = safety.recipients()?;
+    let offsite = safety.offsite()?;
     let mut source = Database::open(url, Create::No)?;
-    source.check_schema_version(url)?;
+    let version = source.known_schema_version(url)?;
     ensure_different(url, &mut source, &target_url)?;
     let created = sqlite_file_to_create(&target_url);
     let action = format!("the copy of {url}");
     let mut target = open_confirmed_target(&target_url, &action, args.replace.yes)?;
-    let safety_copy =
-        args.replace
-            .save_current_data(&target_url, &mut target, Series::PreImport, &mut report)?;
-    let counts = match copy_data(&mut source, &mut target, &target_url) {
+    let safety_copy = safety.save_current_data(
+        &target_url,
+        &mut target,
+        Series::PreCopy,
+        recipients.as_ref(),
+        &offsite,
+        &mut report,
+    )?;
+    let counts = match copy_data(&mut source, version, &mut target, &target_url) {
         Ok(counts) => counts,
         Err(error) => {
             remove_created_file(target, created);
@@ -54,7 +63,8 @@ pub fn run(url: &DatabaseUrl, args: &CopyArgs) -> anyhow::Result<Report> {
         }
     };
     let line = format!(
-        "copied {url} into {target_url}: {counts} in {:.2} s",
+        "copied {url}{} into {target_url}: {counts} in {:.2} s",
+        brought_forward(version),
         report.seconds()
     );
     report
@@ -63,6 +73,7 @@ pub fn run(url: &DatabaseUrl, args: &CopyArgs) -> anyhow::Result<Report> {
         .field("target", target_url.to_string())
         .backend(target_url.backend())
         .field("safety_backup", safety_copy)
+        .field("schema_version", version)
         .rows(&counts);
     Ok(report)
 }

@@ -1,5 +1,6 @@
 //! `cargo xtask export`: every row of every table, from one consistent snapshot, to a JSON file in the
-//! universal format, streamed so that memory stays flat.
+//! universal format, streamed so that memory stays flat. A database of an earlier schema version is
+//! exported as it is (the export before a deploy runs before its migration).
 
 use std::path::PathBuf;
 
@@ -10,6 +11,9 @@ use crate::engine::archive::compression::Compression;
 use crate::engine::archive::kind::BackupKind;
 use crate::engine::archive::series::Series;
 use crate::engine::json::writer::export_to_file;
+use crate::flags::RecipientOptions;
+use crate::flags::RemoteOptions;
+use crate::offsite::Facts;
 use crate::report::{human_size, Report};
 
 /// Options of `cargo xtask export`.
@@ -25,33 +29,37 @@ pub struct ExportArgs {
     /// compressed with gzip or zstd anyway
     #[arg(long)]
     compress: bool,
+    #[command(flatten)]
+    encryption: RecipientOptions,
+    #[command(flatten)]
+    remote: RemoteOptions,
 }
 
-/// Exports `url` to the chosen file and prints where it went and what it holds.
+/// Exports `url` to the chosen file (and then to the remote, if any) and prints where it went and
+/// what it holds.
 pub fn run(url: &DatabaseUrl, args: &ExportArgs) -> anyhow::Result<Report> {
     let mut report = Report::start("export");
+    let recipients = args.encryption.recipients()?;
+    let offsite = args.remote.open()?;
     let mut db = Database::open(url, Create::No)?;
-    db.check_schema_version(url)?;
-    let (path, compression) = match &args.file {
+    let schema_version = db.known_schema_version(url)?;
+    let compression = match &args.file {
         Some(path) => match (Compression::for_name(path), args.compress) {
             (Compression::None, true) => anyhow::bail!(
                 "--compress writes zstd, but {} does not end in .json.zst: name it so (or .json.gz \
                  for gzip), or leave --file out",
                 path.display()
             ),
-            (compression, _) => (path.clone(), compression),
+            (compression, _) => compression,
         },
-        None => {
-            let compression = match args.compress {
-                true => Compression::Zstd,
-                false => Compression::None,
-            };
-            let path = Series::Export.new_path(compression.export_extension())?;
-            (path, compression)
-        }
+        None if args.compress => Compression::Zstd,
+        None => Compression::None,
     };
-    let (counts, size) = export_to_file(&mut db, &path, args.force, compression)
-        .with_context(|| format!("cannot export {url} to {}", path.display()))?;
+    let extension = compression.export_extension();
+    let path = Series::Export.path_for(args.file.as_deref(), extension, recipients.as_ref())?;
+    let (counts, size) =
+        export_to_file(&mut db, &path, args.force, compression, recipients.as_ref())
+            .with_context(|| format!("cannot export {url} to {}", path.display()))?;
     let line = format!(
         "exported {url} to {}: {counts}; {} in {:.2} s",
         path.display(),
@@ -60,8 +68,23 @@ pub fn run(url: &DatabaseUrl, args: &ExportArgs) -> anyhow::Result<Report> {
     );
     report
         .say(line)
-        .backup_file(&path, BackupKind::Json, url.backend().as_str(), size)
+        .backup_file(
+            &path,
+            BackupKind::Json,
+            url.backend().as_str(),
+            size,
+            recipients.is_some(),
+        )
         .field("compression", compression.as_str())
+        .field("schema_version", schema_version)
         .rows(&counts);
+    let facts = Facts {
+        kind: BackupKind::Json,
+        backend: url.backend(),
+        schema_version,
+        counts: &counts,
+        compression,
+    };
+    offsite.upload(&path, &facts, "remote", &mut report)?;
     Ok(report)
 }

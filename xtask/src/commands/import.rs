@@ -1,8 +1,7 @@
 //! `cargo xtask import`: replaces all the data of a database with an export file's, in one
 //! transaction that checks every value, count, unique key and reference, streaming the file so that
-//! memory stays flat. The header is checked before the target is touched (or the user asked).
-
-use std::path::PathBuf;
+//! memory stays flat. The header is checked before the target is touched (or the user asked). A file
+//! of an earlier schema version is brought forward to the current one as it is loaded.
 
 use app::DatabaseUrl;
 
@@ -10,34 +9,45 @@ use crate::confirm::{open_confirmed_target, remove_created_file, sqlite_file_to_
 use crate::engine::archive::file_size;
 use crate::engine::archive::kind::BackupKind;
 use crate::engine::archive::series::Series;
+use crate::engine::archive::source::Source;
 use crate::engine::json::header::read_header;
 use crate::engine::json::loader::replace_data;
-use crate::flags::ReplaceOptions;
-use crate::report::Report;
+use crate::flags::{IdentityOptions, ReplaceOptions};
+use crate::offsite::Location;
+use crate::report::{brought_forward, Report};
 
 /// Options of `cargo xtask import`.
 #[derive(clap::Args)]
 pub struct ImportArgs {
-    /// The export file to import (written by `cargo xtask export`)
-    #[arg(long, value_name = "PATH")]
-    file: PathBuf,
+    /// The export file to import (written by `cargo xtask export`; plain, compressed or encrypted),
+    /// or an off-site copy of one: s3://BUCKET/KEY or file:///DIR/NAME (downloaded and checked first)
+    #[arg(long, value_name = "PATH", value_parser = Location::parse)]
+    file: Location,
     #[command(flatten)]
     replace: ReplaceOptions,
+    #[command(flatten)]
+    decryption: IdentityOptions,
 }
 
 /// Replaces all the data of `url` with the data of the chosen file.
 pub fn run(url: &DatabaseUrl, args: &ImportArgs) -> anyhow::Result<Report> {
     let mut report = Report::start("import");
-    let path = &args.file;
-    let header = read_header(path)?;
-    header.check(path)?;
+    let replacement = args.replace.prepare(&args.file, &mut report)?;
+    let path = replacement.path();
+    let source = Source::new(path, &args.decryption.identities())?;
+    let header = read_header(&source)?;
+    let schema_version = header.check(path)?;
     let action = format!("the import of {}", path.display());
     let created = sqlite_file_to_create(url);
     let mut db = open_confirmed_target(url, &action, args.replace.yes)?;
-    let safety_copy =
-        args.replace
-            .save_current_data(url, &mut db, Series::PreImport, &mut report)?;
-    let counts = match replace_data(&mut db, url, path, &header) {
+    let safety_copy = args.replace.save_current_data(
+        url,
+        &mut db,
+        Series::PreImport,
+        &replacement,
+        &mut report,
+    )?;
+    let counts = match replace_data(&mut db, url, &source, &header, schema_version) {
         Ok(counts) => counts,
         Err(error) => {
             remove_created_file(db, created);
@@ -49,8 +59,9 @@ pub fn run(url: &DatabaseUrl, args: &ImportArgs) -> anyhow::Result<Report> {
         }
     };
     let line = format!(
-        "imported {} into {url}: {counts} in {:.2} s",
+        "imported {}{} into {url}: {counts} in {:.2} s",
         path.display(),
+        brought_forward(schema_version),
         report.seconds()
     );
     report
@@ -60,8 +71,10 @@ pub fn run(url: &DatabaseUrl, args: &ImportArgs) -> anyhow::Result<Report> {
             BackupKind::Json,
             url.backend().as_str(),
             file_size(path)?,
+            source.is_encrypted(),
         )
         .field("safety_backup", safety_copy)
+        .field("schema_version", schema_version)
         .rows(&counts);
     Ok(report)
 }

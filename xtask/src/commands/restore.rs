@@ -1,9 +1,8 @@
 //! `cargo xtask restore`: puts a native backup back, all or nothing. The file is known by its
 //! content and checked whole before anything changes; the user confirms; the current data is saved
 //! first; then the target is replaced in one step (SQLite's backup API) or one transaction
-//! (`pg_restore --single-transaction`).
-
-use std::path::PathBuf;
+//! (`pg_restore --single-transaction`). A backup of an earlier schema version is brought forward to
+//! the current one within that step or transaction.
 
 use app::DatabaseUrl;
 
@@ -11,40 +10,55 @@ use crate::confirm::open_confirmed_target;
 use crate::engine::archive::file_size;
 use crate::engine::archive::kind::{identify, BackupKind};
 use crate::engine::archive::series::Series;
+use crate::engine::archive::source::Source;
 use crate::engine::native;
-use crate::flags::ReplaceOptions;
-use crate::report::Report;
+use crate::flags::{IdentityOptions, ReplaceOptions};
+use crate::offsite::Location;
+use crate::report::{brought_forward, Report};
 
 /// Options of `cargo xtask restore`.
 #[derive(clap::Args)]
 pub struct RestoreArgs {
     /// The backup to restore: a SQLite backup or a pg_dump custom-format dump made by
-    /// `cargo xtask backup` (recognised by its content, whatever its name)
-    #[arg(long, value_name = "PATH")]
-    file: PathBuf,
+    /// `cargo xtask backup`, maybe encrypted (recognised by its content, whatever its name), or an
+    /// off-site copy of one: s3://BUCKET/KEY or file:///DIR/NAME (downloaded and checked first)
+    #[arg(long, value_name = "PATH", value_parser = Location::parse)]
+    file: Location,
     #[command(flatten)]
     replace: ReplaceOptions,
+    #[command(flatten)]
+    decryption: IdentityOptions,
 }
 
 /// Restores `--file` onto the database at `url`.
 pub fn run(url: &DatabaseUrl, args: &RestoreArgs) -> anyhow::Result<Report> {
     let mut report = Report::start("restore");
-    let path = &args.file;
-    let kind = identify(path)?;
+    let replacement = args.replace.prepare(&args.file, &mut report)?;
+    let path = replacement.path();
+    let source = Source::new(path, &args.decryption.identities())?;
+    let kind = identify(&source)?;
     kind.require_native_for(path, url.backend())?;
-    // The whole file is checked before the target is even opened.
-    let backup = native::check_backup(path, &kind)?;
+    // The whole file is checked before the target is even opened; an encrypted one is decrypted
+    // whole first, into a private directory.
+    let plain = source.plain_file()?;
+    let backup = native::check_backup(plain.path(), &kind)?;
+    let schema_version = backup.schema_version;
     let action = format!("restoring {}", path.display());
     let mut db = open_confirmed_target(url, &action, args.replace.yes)?;
-    let safety_copy =
-        args.replace
-            .save_current_data(url, &mut db, Series::PreRestore, &mut report)?;
-    native::restore(backup, path, url, &mut db)?;
+    let safety_copy = args.replace.save_current_data(
+        url,
+        &mut db,
+        Series::PreRestore,
+        &replacement,
+        &mut report,
+    )?;
+    native::restore(backup, plain.path(), url, &mut db)?;
     db.check_schema_version(url)?;
     let counts = db.row_counts()?;
     let line = format!(
-        "restored {} onto {url} in {:.2} s; rows: {counts}",
+        "restored {}{} onto {url} in {:.2} s; rows: {counts}",
         path.display(),
+        brought_forward(schema_version),
         report.seconds(),
     );
     report
@@ -54,8 +68,10 @@ pub fn run(url: &DatabaseUrl, args: &RestoreArgs) -> anyhow::Result<Report> {
             BackupKind::Native,
             url.backend().as_str(),
             file_size(path)?,
+            source.is_encrypted(),
         )
         .field("safety_backup", safety_copy)
+        .field("schema_version", schema_version)
         .rows(&counts);
     Ok(report)
 }

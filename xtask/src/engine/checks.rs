@@ -5,7 +5,7 @@
 use std::fmt;
 
 use app::schema::{Column, PRIMARY_KEY};
-use app::{Backend, Database, DatabaseUrl, RowCounts, Table, Value, TABLES};
+use app::{Backend, Database, DatabaseUrl, RowCounts, Table, Value, SCHEMA_VERSION, TABLES};
 
 /// The years a date or timestamp may have: those the export format and SQLite's canonical text
 /// forms (`YYYY-...`) hold.
@@ -91,11 +91,24 @@ impl fmt::Display for Place {
     }
 }
 
-/// Checks a restored or loaded database: its schema version, every unique key and every reference.
+/// Checks a restored or loaded database: its schema version, every unique key, every reference and
+/// every row check (a SQLite file's pages are restored as they are, never checked again by SQLite).
 /// Returns its row counts.
 pub fn check_restored(db: &mut Database, url: &DatabaseUrl) -> anyhow::Result<RowCounts> {
     db.check_schema_version(url)?;
     find_broken_row(db)?;
+    for table in TABLES {
+        for check in table.row_checks {
+            if let Some(id) = db.first_refused_row(table, check, SCHEMA_VERSION)? {
+                anyhow::bail!(
+                    "{}: breaks the check {}: {}",
+                    place_of(db, table, id, None)?,
+                    check.constraint_name(table),
+                    check.description()
+                );
+            }
+        }
+    }
     Ok(db.row_counts()?)
 }
 
@@ -117,7 +130,7 @@ fn check_references(db: &mut Database, table: &'static Table) -> anyhow::Result<
         .column(column)
         .and_then(|c| c.references)
         .map_or("?", |fk| fk.table);
-    let place = place_of(db, table, id, column)?;
+    let place = place_of(db, table, id, Some(column))?;
     anyhow::bail!("{place}: refers to {parent} id {missing}, which does not exist")
 }
 
@@ -127,16 +140,17 @@ fn check_unique(db: &mut Database, table: &'static Table) -> anyhow::Result<()> 
     let Some((id, column, first)) = db.find_duplicate(table)? else {
         return Ok(());
     };
-    let place = place_of(db, table, id, column)?;
+    let place = place_of(db, table, id, Some(column))?;
     anyhow::bail!("{place}: the same value as the row with id {first}, but {column} must be unique")
 }
 
-/// The place of the row with `id` in the database, at `column`.
+/// The place of the row with `id` in the database, at `column` (none when the whole row is at
+/// fault).
 fn place_of(
     db: &mut Database,
     table: &Table,
     id: i64,
-    column: &'static str,
+    column: Option<&'static str>,
 ) -> anyhow::Result<Place> {
     // Rows are read and written by ascending id, so the row's position is the number of ids up to
     // its own.
@@ -150,7 +164,7 @@ fn place_of(
         table: Some(table.name.to_string()),
         row: Some(position as u64),
         id: Some(id),
-        column: Some(column),
+        column,
     })
 }
 

@@ -5,28 +5,36 @@
 use std::path::Path;
 
 use anyhow::Context as _;
-use app::{Backend, Database, DatabaseUrl, RowCounts, Table, TABLES};
+use app::{Backend, Database, DatabaseUrl, RowCounts, Table, Value, TABLES};
 
 use super::load::{self, CheckedRows, RowSource};
 
-/// Replaces all the data of `target` (the database at `target_url`) with the rows of `source`, read
-/// from one snapshot while the app may go on writing to it. Returns the rows per table.
+/// Replaces all the data of `target` (the database at `target_url`) with the rows of `source`, a
+/// database of schema version `version` (this build's or an earlier one, brought forward as an
+/// import of its export would be), read from one snapshot while the app may go on writing to it.
+/// Returns the rows per table.
 pub fn copy_data(
     source: &mut Database,
+    version: i64,
     target: &mut Database,
     target_url: &DatabaseUrl,
 ) -> anyhow::Result<RowCounts> {
     source.read_snapshot(|source| {
         // Counted in the same snapshot the rows are read from.
         let counts = source.row_counts()?;
-        let mut rows = SnapshotRows { db: source, counts };
+        let mut rows = SnapshotRows {
+            db: source,
+            version,
+            counts,
+        };
         load::replace_data(target, target_url, "copying", &mut rows)
     })
 }
 
-/// The rows of a database, inside the read snapshot that counted them.
+/// The rows of a database of schema version `version`, inside the read snapshot that counted them.
 struct SnapshotRows<'a> {
     db: &'a mut Database,
+    version: i64,
     counts: RowCounts,
 }
 
@@ -45,8 +53,21 @@ impl RowSource for SnapshotRows<'_> {
 
     fn send_rows(&mut self, rows: &mut CheckedRows<'_>) -> anyhow::Result<()> {
         for table in TABLES {
-            self.db
-                .for_each_row(table, |row| Ok::<_, anyhow::Error>(rows.send(table, row)?))?;
+            // Where the source's columns are among this schema's; the columns added since stay
+            // NULL, as a migration leaves them.
+            let places: Vec<usize> = (0..table.columns.len())
+                .filter(|i| table.columns[*i].since <= self.version)
+                .collect();
+            let mut row_now = vec![Value::Null; table.columns.len()];
+            self.db.for_each_row(table, self.version, |row| {
+                if places.len() == row_now.len() {
+                    return Ok::<_, anyhow::Error>(rows.send(table, row)?);
+                }
+                for (value, place) in row.iter().zip(&places) {
+                    row_now[*place].set(value);
+                }
+                Ok(rows.send(table, &row_now)?)
+            })?;
         }
         Ok(())
     }

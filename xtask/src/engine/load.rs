@@ -10,6 +10,7 @@
 use std::fmt;
 
 use anyhow::Context as _;
+use app::schema::RowChecker;
 use app::{Backend, Database, DatabaseUrl, RowCounts, Table, Value, TABLES};
 
 use super::checks::{check_value, find_broken_row, Place};
@@ -128,12 +129,15 @@ fn finish_checked(db: &mut Database) -> anyhow::Result<()> {
 }
 
 /// The rows a source sends, checked on the source's thread before they go to the writer: every
-/// value against its column and the target, and ids ascending within each table.
+/// value against its column and the target, every row against its table's row checks, and ids
+/// ascending within each table.
 pub struct CheckedRows<'a> {
     rows: &'a mut RowSender,
     target: Backend,
     /// The table of the last row sent, its position in the table and its id.
     last: Option<(&'static Table, u64, i64)>,
+    /// The row checks of that table.
+    checker: Option<RowChecker>,
 }
 
 /// A row that may not be loaded: where it is, and why.
@@ -159,14 +163,19 @@ impl<'a> CheckedRows<'a> {
             rows,
             target,
             last: None,
+            checker: None,
         }
     }
 
-    /// Checks `row` of `table` (a value per column, in schema order) and hands a copy to the writer.
+    /// Checks `row` of `table` (a value per column of the current schema, in schema order) and
+    /// hands a copy to the writer.
     pub fn send(&mut self, table: &'static Table, row: &[Value]) -> Result<(), Refused> {
         let (position, previous_id) = match self.last {
             Some((last, position, id)) if last.name == table.name => (position + 1, Some(id)),
-            _ => (1, None),
+            _ => {
+                self.checker = Some(RowChecker::new(table));
+                (1, None)
+            }
         };
         let refuse = |column, reason| Refused {
             place: Place {
@@ -186,6 +195,17 @@ impl<'a> CheckedRows<'a> {
             return Err(refuse(
                 None,
                 format!("ids must be strictly ascending, but the previous row's id is {previous}"),
+            ));
+        }
+        let broken = self.checker.as_ref().and_then(|c| c.first_broken(row));
+        if let Some(check) = broken {
+            return Err(refuse(
+                None,
+                format!(
+                    "the row breaks the check {}: {}",
+                    check.constraint_name(table),
+                    check.description()
+                ),
             ));
         }
         self.last = Some((table, position, id));

@@ -19,6 +19,8 @@ const BATCHES_WAITING: usize = 4;
 /// steady state nothing is allocated (or freed by the other thread, which costs more).
 pub struct Batch {
     table: &'static Table,
+    /// The values of a row: one per column the rows have.
+    width: usize,
     /// Row after row, each a value per column in schema order: the first `filled` values.
     values: Vec<Value>,
     filled: usize,
@@ -37,7 +39,7 @@ impl Drop for Batch {
 impl Batch {
     /// The rows, each a value per column in schema order.
     pub fn rows(&self) -> std::slice::ChunksExact<'_, Value> {
-        self.values().chunks_exact(self.table.columns.len())
+        self.values().chunks_exact(self.width)
     }
 
     /// The values of the rows, row after row.
@@ -47,7 +49,7 @@ impl Batch {
 
     /// The number of rows.
     pub fn len(&self) -> usize {
-        self.filled / self.table.columns.len()
+        self.filled / self.width
     }
 }
 
@@ -79,8 +81,9 @@ impl fmt::Display for Stopped {
 impl std::error::Error for Stopped {}
 
 impl RowSender {
-    /// Hands over a copy of `row`, a row of `table`. Rows must come table by table, in the order the
-    /// writing side takes them.
+    /// Hands over a copy of `row`, a row of `table` (a value for each column the rows have, all
+    /// rows of a table alike). Rows must come table by table, in the order the writing side takes
+    /// them.
     pub fn send(&mut self, table: &'static Table, row: &[Value]) -> Result<(), Stopped> {
         if self
             .batch
@@ -93,6 +96,7 @@ impl RowSender {
             Some(batch) => batch,
             None => self.batch.insert(Batch {
                 table,
+                width: row.len(),
                 values: self.returned.try_recv().unwrap_or_default(),
                 filled: 0,
                 back: Some(self.give_back.clone()),
@@ -105,7 +109,7 @@ impl RowSender {
             }
             batch.filled += 1;
         }
-        if batch.filled >= BATCH_ROWS * table.columns.len() {
+        if batch.filled >= BATCH_ROWS * batch.width {
             self.flush()?;
         }
         Ok(())

@@ -3,7 +3,8 @@
 
 use anyhow::Context as _;
 use app::{Backend, Create, Database, DatabaseUrl};
-use tempfile::TempDir;
+
+use super::crypto::PrivateDir;
 
 /// A database that exists only while a verification runs.
 pub struct Scratch {
@@ -14,9 +15,10 @@ pub struct Scratch {
 
 /// What holds the scratch database, and removes it.
 enum Place {
-    /// The directory of the SQLite file, with its `-wal` and `-journal` files: removed whole when
-    /// dropped.
-    Directory { _dir: TempDir },
+    /// The directory of the SQLite file, with its `-wal` and `-journal` files: readable by its owner
+    /// only (the data may come from an encrypted backup), and removed whole when dropped or on
+    /// Ctrl-C.
+    Directory { _dir: PrivateDir },
     /// The connection to the server that created the database, and which drops it.
     Server(Box<Database>, String),
 }
@@ -24,10 +26,7 @@ enum Place {
 impl Scratch {
     /// A SQLite file that does not exist yet, in a new private temporary directory.
     pub fn sqlite() -> anyhow::Result<Scratch> {
-        let dir = tempfile::Builder::new()
-            .prefix("toefl_verify_")
-            .tempdir()
-            .context("cannot create a temporary directory for the scratch database")?;
+        let dir = PrivateDir::new()?;
         Ok(Scratch {
             url: DatabaseUrl::sqlite(dir.path().join("scratch.db")),
             place: Place::Directory { _dir: dir },
@@ -73,7 +72,7 @@ impl Scratch {
 
 impl Drop for Scratch {
     fn drop(&mut self) {
-        // Best effort: a scratch database left behind holds a copy, never the only one. A TempDir
+        // Best effort: a scratch database left behind holds a copy, never the only one. A PrivateDir
         // removes itself.
         if let Place::Server(server, name) = &mut self.place {
             let _ = server.execute_batch(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));

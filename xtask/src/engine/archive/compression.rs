@@ -1,11 +1,12 @@
-//! Compressed exports: gzip or zstd, chosen by the file name (`.json.gz`, `.json.zst`) or by
-//! `--compress` (zstd), and recognised on reading by the file's first bytes, whatever its name.
+//! Compressed exports: gzip or zstd, chosen by the file name (`.json.gz`, `.json.zst`, also before
+//! `.age`) or by `--compress` (zstd), and recognised on reading by the first bytes, whatever the name.
 
-use std::fs::File;
-use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::io::{self, BufRead as _, BufReader, BufWriter, Read, Write};
 use std::path::Path;
 
 use anyhow::Context as _;
+
+use crate::engine::crypto::AGE_EXTENSION;
 
 /// How a file's bytes are compressed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,9 +34,13 @@ impl Compression {
         }
     }
 
-    /// The compression a file name asks for.
+    /// The compression a file name asks for (`.age`, for encryption, may follow).
     pub fn for_name(path: &Path) -> Compression {
         let name = path.to_string_lossy();
+        let name = name
+            .strip_suffix(AGE_EXTENSION)
+            .and_then(|name| name.strip_suffix('.'))
+            .unwrap_or(&name);
         if name.ends_with(".gz") {
             Compression::Gzip
         } else if name.ends_with(".zst") {
@@ -64,11 +69,11 @@ impl Compression {
     }
 }
 
-/// Opens `path` for reading, decompressed if it is compressed (known by its first bytes).
-pub fn open_decompressed(path: &Path) -> anyhow::Result<Box<dyn Read>> {
-    let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    let mut file = BufReader::with_capacity(1 << 16, file);
-    let head = io::BufRead::fill_buf(&mut file)
+/// `input` (read from `path`) decompressed if it is compressed, known by its first bytes.
+pub fn decompressed(input: Box<dyn Read>, path: &Path) -> anyhow::Result<Box<dyn Read>> {
+    let mut file = BufReader::with_capacity(1 << 16, input);
+    let head = file
+        .fill_buf()
         .with_context(|| format!("cannot read {}", path.display()))?;
     Ok(match Compression::of(head) {
         Compression::None => Box::new(file),
@@ -108,14 +113,16 @@ impl<W: Write> CompressedWriter<W> {
         })
     }
 
-    /// Ends the compressed stream and flushes everything.
-    pub fn finish(self) -> io::Result<()> {
-        let mut buffered = match self {
+    /// Ends the compressed stream, flushes everything, and returns the inner writer.
+    pub fn finish(self) -> io::Result<W> {
+        let buffered = match self {
             CompressedWriter::Plain(buffered) => buffered,
             CompressedWriter::Gzip(encoder) => encoder.finish()?,
             CompressedWriter::Zstd(encoder) => encoder.finish()?,
         };
-        buffered.flush()
+        buffered
+            .into_inner()
+            .map_err(io::IntoInnerError::into_error)
     }
 }
 
@@ -133,6 +140,31 @@ impl<W: Write> Write for CompressedWriter<W> {
             CompressedWriter::Plain(w) => w.flush(),
             CompressedWriter::Gzip(w) => w.flush(),
             CompressedWriter::Zstd(w) => w.flush(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_ask_for_compression_also_before_age() {
+        let cases = [
+            ("toefl.json", Compression::None),
+            ("toefl.json.gz", Compression::Gzip),
+            ("toefl.json.zst", Compression::Zstd),
+            ("toefl.json.zst.age", Compression::Zstd),
+            ("toefl.json.gz.age", Compression::Gzip),
+            ("toefl.json.age", Compression::None),
+            ("toefl.zstage", Compression::None),
+        ];
+        for (name, compression) in cases {
+            assert_eq!(
+                Compression::for_name(Path::new(name)),
+                compression,
+                "{name}"
+            );
         }
     }
 }

@@ -6,8 +6,8 @@ use std::path::Path;
 
 use app::Backend;
 
-use super::compression::{open_decompressed, Compression};
-use super::read_head;
+use super::compression::Compression;
+use super::source::Source;
 
 /// The two kinds of file this tool writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,18 +95,17 @@ impl FileKind {
     }
 }
 
-/// Reads the first bytes of `path` (decompressed, for a compressed file) to tell what it is.
-pub fn identify(path: &Path) -> anyhow::Result<FileKind> {
-    let head = read_head(path, HEAD)?;
+/// Reads the first bytes of `source` (decrypted, and decompressed for a compressed file) to tell what
+/// it is. An encrypted file needs its identity here already.
+pub fn identify(source: &Source) -> anyhow::Result<FileKind> {
+    let head = source.head(HEAD)?;
     let compression = Compression::of(&head);
     if compression == Compression::None {
         return Ok(FileKind::of(&head));
     }
     let mut plain = Vec::with_capacity(HEAD);
     // A file whose start does not decompress, or decompresses to something else, is not ours.
-    let _ = open_decompressed(path)?
-        .take(HEAD as u64)
-        .read_to_end(&mut plain);
+    let _ = source.open()?.take(HEAD as u64).read_to_end(&mut plain);
     Ok(match FileKind::of(&plain) {
         FileKind::JsonExport => FileKind::JsonExport,
         _ => FileKind::Unknown(match compression {

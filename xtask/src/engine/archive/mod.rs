@@ -1,11 +1,15 @@
 //! The archive: where backup files go, what they are called ([`series`]), what a file is, known by
-//! its content ([`kind`]), [`compression`], [`new_file`]s that take their name only once complete, and [`retention`].
+//! its content ([`kind`]), [`compression`], [`new_file`]s that take their name only once complete
+//! (readable by their [`owner_only`], on Unix and Windows alike), [`retention`], and the [`source`]
+//! files are read from, plaintext or encrypted.
 
 pub mod compression;
 pub mod kind;
 pub mod new_file;
+pub mod owner_only;
 pub mod retention;
 pub mod series;
+pub mod source;
 
 use std::fs::File;
 use std::io::Read as _;

@@ -30,11 +30,11 @@ impl NewFile {
         let name = destination
             .file_name()
             .with_context(|| format!("{} is not a file name", destination.display()))?;
-        // tempfile creates it with mode 0600 on Unix: readable by its owner only from the start.
+        // Readable by its owner only from the start: mode 0600, or an owner-only ACL on Windows.
         let temporary = tempfile::Builder::new()
             .prefix(&format!(".{}.", name.to_string_lossy()))
             .suffix(".partial")
-            .tempfile_in(dir)
+            .make_in(dir, super::owner_only::create_new)
             .with_context(|| {
                 format!(
                     "cannot create a file in {}: check that the directory exists and is writable",

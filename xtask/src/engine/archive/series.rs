@@ -1,11 +1,14 @@
 //! The names this tool gives its files: `toefl_{series}_YYYYMMDD_HHMMSS.{extension}`, in UTC (with
-//! `-2`, `-3`... after the time for further files in the same second). A file
+//! `-2`, `-3`... after the time for further files in the same second, and `.age` at the end of an
+//! encrypted file). A file
 //! with any other name is not one of ours, and `prune` never touches it.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use chrono::NaiveDateTime;
+
+use crate::engine::crypto::{self, Recipients, AGE_EXTENSION};
 
 /// What made a backup file, as its name says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -18,14 +21,20 @@ pub enum Series {
     PreImport,
     /// The safety backup `cargo xtask restore` takes of the target first.
     PreRestore,
+    /// The safety export `cargo xtask migrate` takes of a database with data first.
+    PreMigrate,
+    /// The safety export `cargo xtask copy` takes of the target first.
+    PreCopy,
 }
 
 impl Series {
-    const ALL: [Series; 4] = [
+    const ALL: [Series; 6] = [
         Series::Backup,
         Series::Export,
         Series::PreImport,
         Series::PreRestore,
+        Series::PreMigrate,
+        Series::PreCopy,
     ];
 
     /// A new file of this series in `backups/`: `{prefix}_YYYYMMDD_HHMMSS.{extension}`, the time in
@@ -44,6 +53,24 @@ impl Series {
             .context("a thousand backups in one second: try again")
     }
 
+    /// The path of a new file of this series: `given` (by `--file`), whose name must say whether it
+    /// is encrypted, or else a new name in `backups/` with `extension`, and `.age` after it when
+    /// there are `recipients`.
+    pub fn path_for(
+        self,
+        given: Option<&Path>,
+        extension: &str,
+        recipients: Option<&Recipients>,
+    ) -> anyhow::Result<PathBuf> {
+        match given {
+            Some(path) => {
+                crypto::check_name(path, recipients)?;
+                Ok(path.to_path_buf())
+            }
+            None => self.new_path(&crypto::extension(extension, recipients)),
+        }
+    }
+
     /// The start of the file name, before the timestamp.
     pub fn prefix(self) -> &'static str {
         match self {
@@ -51,6 +78,8 @@ impl Series {
             Series::Export => "toefl_export",
             Series::PreImport => "toefl_pre_import",
             Series::PreRestore => "toefl_pre_restore",
+            Series::PreMigrate => "toefl_pre_migrate",
+            Series::PreCopy => "toefl_pre_copy",
         }
     }
 }
@@ -75,6 +104,11 @@ impl BackupName {
             Some((*s, rest))
         })?;
         let (stamp, extension) = rest.split_once('.')?;
+        // An encrypted file is a member of its series like the plaintext one.
+        let extension = extension
+            .strip_suffix(AGE_EXTENSION)
+            .and_then(|plain| plain.strip_suffix('.'))
+            .unwrap_or(extension);
         // A second backup in the same second is `..._HHMMSS-2`.
         let stamp = match stamp.split_once('-') {
             Some((stamp, n)) if n.parse::<u32>().is_ok_and(|n| n > 1) => stamp,
@@ -117,7 +151,15 @@ mod tests {
             ("toefl_export_20260131_235959.json.zst", Series::Export),
             ("toefl_pre_import_20260101_000000.json", Series::PreImport),
             ("toefl_pre_restore_20260101_000000.dump", Series::PreRestore),
+            ("toefl_pre_migrate_20260101_000000.json", Series::PreMigrate),
+            ("toefl_pre_copy_20260101_000000.json", Series::PreCopy),
             ("toefl_export_20260101_000000-2.json", Series::Export),
+            ("toefl_export_20260131_235959.json.zst.age", Series::Export),
+            ("toefl_backup_20260131_235959.dump.age", Series::Backup),
+            (
+                "toefl_pre_import_20260101_000000.json.age",
+                Series::PreImport,
+            ),
         ];
         for (name, series) in ours {
             assert_eq!(
@@ -136,6 +178,9 @@ mod tests {
             "toefl_backup_20260131_2359590.db",
             "toefl_export_20260101_000000-1.json",
             "toefl_export_20260101_000000-x.json",
+            "toefl_backup_20260131_235959.age",
+            "toefl_backup_20260131_235959.db.age.age",
+            "toefl_export_20260131_235959.txt.age",
         ];
         for name in theirs {
             assert_eq!(BackupName::parse(name), None, "{name}");

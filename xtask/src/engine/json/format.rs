@@ -1,5 +1,7 @@
 //! The universal JSON export format, version 1 (documented in `docs/export-format.md`): its header,
-//! and each column value's JSON form, written by `export` and read back by `import`.
+//! and each column value's JSON form, written by `export` and read back by `import`. A file holds
+//! the columns of the schema version its header names; files of every earlier schema version are
+//! read too, and brought forward as they are loaded.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -24,7 +26,8 @@ pub struct Header {
     pub format: Option<String>,
     /// Always [`FORMAT_VERSION`] in a file this tool can read.
     pub format_version: Option<i64>,
-    /// The schema version of the database the file was exported from.
+    /// The schema version of the database the file was exported from: its rows have that version's
+    /// columns.
     pub schema_version: Option<i64>,
     /// The rows of each table, by table name.
     pub row_counts: Option<BTreeMap<String, u64>>,
@@ -50,8 +53,9 @@ impl Header {
         "row_counts",
     ];
 
-    /// Fails unless the file at `path` is an export this tool can import into the current schema.
-    pub fn check(&self, path: &Path) -> anyhow::Result<()> {
+    /// Fails unless the file at `path` is an export this tool can import into the current schema: of
+    /// the current schema version or an earlier one. Returns that version.
+    pub fn check(&self, path: &Path) -> anyhow::Result<i64> {
         let file = path.display();
         match self.format.as_deref() {
             Some(FORMAT) => {}
@@ -70,18 +74,18 @@ impl Header {
             ),
             None => anyhow::bail!("{file} has no \"format_version\" field before \"tables\""),
         }
-        match self.schema_version {
-            Some(SCHEMA_VERSION) => {}
+        let schema_version = match self.schema_version {
+            Some(found @ 1..=SCHEMA_VERSION) => found,
+            Some(found) if found > SCHEMA_VERSION => anyhow::bail!(
+                "{file} has schema version {found}, newer than this tool's {SCHEMA_VERSION}: it \
+                 was exported by a newer version of this tool; update your checkout"
+            ),
             Some(found) => anyhow::bail!(
-                "{file} has schema version {found} but this tool expects {SCHEMA_VERSION}: {}",
-                if found < SCHEMA_VERSION {
-                    "import it with the version of this tool that exported it, migrate, then export again"
-                } else {
-                    "it was exported by a newer version of this tool; update your checkout"
-                }
+                "{file} has schema version {found}, which never existed: schema versions run from \
+                 1 to {SCHEMA_VERSION}"
             ),
             None => anyhow::bail!("{file} has no \"schema_version\" field before \"tables\""),
-        }
+        };
         let counts = self.row_counts.as_ref().ok_or_else(|| {
             anyhow::anyhow!("{file} has no \"row_counts\" field before \"tables\"")
         })?;
@@ -94,7 +98,7 @@ impl Header {
         if let Some(missing) = TABLES.iter().find(|t| !counts.contains_key(t.name)) {
             anyhow::bail!("{file}: row_counts has no entry for table {}", missing.name);
         }
-        Ok(())
+        Ok(schema_version)
     }
 
     /// The rows the header announces for each table.
@@ -111,8 +115,14 @@ impl Header {
     }
 }
 
-/// Writes the header and the opening of `tables`; `exported_at` is now, in UTC.
-pub fn write_header(out: &mut impl Write, backend: Backend, counts: &RowCounts) -> io::Result<()> {
+/// Writes the header and the opening of `tables` for rows of schema version `schema_version`;
+/// `exported_at` is now, in UTC.
+pub fn write_header(
+    out: &mut impl Write,
+    backend: Backend,
+    schema_version: i64,
+    counts: &RowCounts,
+) -> io::Result<()> {
     let mut exported_at = String::new();
     write_timestamp(&mut exported_at, &chrono::Utc::now(), 'T');
     let counts: Vec<String> = counts
@@ -121,7 +131,7 @@ pub fn write_header(out: &mut impl Write, backend: Backend, counts: &RowCounts) 
         .collect();
     write!(
         out,
-        "{{\"format\": \"{FORMAT}\", \"format_version\": {FORMAT_VERSION}, \"schema_version\": {SCHEMA_VERSION},\n \
+        "{{\"format\": \"{FORMAT}\", \"format_version\": {FORMAT_VERSION}, \"schema_version\": {schema_version},\n \
          \"exported_at\": \"{exported_at}Z\", \"source\": {{\"backend\": \"{backend}\"}},\n \
          \"row_counts\": {{{}}},\n \"tables\": {{",
         counts.join(", ")
@@ -136,11 +146,10 @@ pub struct RowEncoder {
 }
 
 impl RowEncoder {
-    /// An encoder for the rows of `table`.
-    pub fn new(table: &app::Table) -> RowEncoder {
+    /// An encoder for the rows of `table` at schema version `schema_version`.
+    pub fn new(table: &'static app::Table, schema_version: i64) -> RowEncoder {
         let keys = table
-            .columns
-            .iter()
+            .columns_at(schema_version)
             .enumerate()
             .map(|(i, column)| {
                 let lead = if i == 0 { "{" } else { "," };
@@ -348,6 +357,31 @@ mod tests {
     fn column_value(column: &Column, json: JsonValue<'_>) -> Result<Value, String> {
         let mut value = Value::Text("before".into());
         set_column_value(&mut value, column, json).map(|()| value)
+    }
+
+    fn header(schema_version: i64) -> Header {
+        Header {
+            format: Some(FORMAT.into()),
+            format_version: Some(FORMAT_VERSION),
+            schema_version: Some(schema_version),
+            row_counts: Some(TABLES.iter().map(|t| (t.name.to_string(), 0)).collect()),
+            ..Header::default()
+        }
+    }
+
+    #[test]
+    fn every_schema_version_up_to_this_one_is_read_and_no_other() {
+        let path = Path::new("x.json");
+        for version in 1..=SCHEMA_VERSION {
+            assert_eq!(header(version).check(path).unwrap(), version);
+        }
+        let newer = header(SCHEMA_VERSION + 1).check(path).unwrap_err();
+        let both = format!(
+            "schema version {}, newer than this tool's {SCHEMA_VERSION}",
+            SCHEMA_VERSION + 1
+        );
+        assert!(newer.to_string().contains(&both), "{newer}");
+        assert!(header(0).check(path).is_err());
     }
 
     fn encode(value: Value) -> String {

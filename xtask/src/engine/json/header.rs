@@ -2,16 +2,17 @@
 //! that a file is checked (or listed) before anything else happens.
 
 use std::fmt;
-use std::path::Path;
 
 use serde::de::{self, Deserializer as _, MapAccess, Visitor};
 
 use super::format::Header;
 use super::open_export;
+use crate::engine::archive::source::Source;
 
-/// Reads the header of the export at `path`, stopping where `tables` begins.
-pub fn read_header(path: &Path) -> anyhow::Result<Header> {
-    let mut parser = serde_json::Deserializer::from_reader(open_export(path)?);
+/// Reads the header of the export `source`, stopping where `tables` begins.
+pub fn read_header(source: &Source) -> anyhow::Result<Header> {
+    let path = source.path();
+    let mut parser = serde_json::Deserializer::from_reader(open_export(source)?);
     let mut reader = HeaderReader {
         header: Header::default(),
         reached_tables: false,

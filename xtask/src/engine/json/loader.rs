@@ -2,10 +2,13 @@
 //! parsed whole from the window the file is read through ([`super::scan`]), each value converted to
 //! its column's type, and a row that does not fit is named by its place in the file. The header is
 //! read (and checked) separately, by [`super::header`].
+//!
+//! A file of an earlier schema version is brought forward as it is loaded, exactly as `migrate`
+//! brings a database of that version forward: its rows have that version's columns, the columns
+//! added since are NULL, and every check of the current version applies.
 
 use std::fmt;
 use std::io::Read;
-use std::path::Path;
 
 use app::schema::PRIMARY_KEY;
 use app::{Database, DatabaseUrl, RowCounts, Table, Value, TABLES};
@@ -15,39 +18,47 @@ use super::format::{set_column_value, Header, JsonValue};
 use super::header::read_header;
 use super::open_export;
 use super::scan::{ScanError, Scanner};
+use crate::engine::archive::source::Source;
 use crate::engine::checks::Place;
 use crate::engine::load::{self, CheckedRows, RowSource};
 
-/// Replaces all the data of `db` with the rows of the export at `path` (whose `header` was read and
-/// checked), in one transaction; a database without a schema gets it in the same transaction, so
-/// that a failed load leaves it exactly as empty as it was. Returns the rows per table.
+/// Replaces all the data of `db` with the rows of the export `source` (whose `header` was read and
+/// checked, and says the rows are of `schema_version`), in one transaction; a database without a
+/// schema gets it in the same transaction, so that a failed load leaves it exactly as empty as it
+/// was. Returns the rows per table.
 pub fn replace_data(
     db: &mut Database,
     url: &DatabaseUrl,
-    path: &Path,
+    source: &Source,
     header: &Header,
+    schema_version: i64,
 ) -> anyhow::Result<RowCounts> {
-    let mut file = ExportRows { path, header };
+    let mut file = ExportRows {
+        source,
+        header,
+        schema_version,
+    };
     load::replace_data(db, url, "importing", &mut file)
 }
 
-/// Loads the export at `path` into `db`, a database without data (such as a scratch database),
+/// Loads the export `source` into `db`, a database without data (such as a scratch database),
 /// checking its header first. Returns the file's header and the rows per table.
 pub fn load_into_empty(
     db: &mut Database,
     url: &DatabaseUrl,
-    path: &Path,
+    source: &Source,
 ) -> anyhow::Result<(Header, RowCounts)> {
-    let header = read_header(path)?;
-    header.check(path)?;
-    let counts = replace_data(db, url, path, &header)?;
+    let header = read_header(source)?;
+    let schema_version = header.check(source.path())?;
+    let counts = replace_data(db, url, source, &header, schema_version)?;
     Ok((header, counts))
 }
 
-/// The rows of an export file.
+/// The rows of an export file, of `schema_version`.
 struct ExportRows<'a> {
-    path: &'a Path,
+    source: &'a Source,
     header: &'a Header,
+    schema_version: i64,
 }
 
 impl RowSource for ExportRows<'_> {
@@ -65,10 +76,11 @@ impl RowSource for ExportRows<'_> {
     fn send_rows(&mut self, rows: &mut CheckedRows<'_>) -> anyhow::Result<()> {
         let mut loader = Loader {
             rows,
+            schema_version: self.schema_version,
             next_table: 0,
             place: Place::default(),
         };
-        let read = loader.read_file(&mut Scanner::new(open_export(self.path)?));
+        let read = loader.read_file(&mut Scanner::new(open_export(self.source)?));
         read.map_err(|error| match loader.place.to_string() {
             place if place.is_empty() => anyhow::anyhow!("{error}"),
             place => anyhow::anyhow!("{place}: {error}"),
@@ -79,6 +91,8 @@ impl RowSource for ExportRows<'_> {
 /// Where the rows go, and where the reading is.
 struct Loader<'a, 'r> {
     rows: &'a mut CheckedRows<'r>,
+    /// The schema version of the file's rows.
+    schema_version: i64,
     /// The position in [`TABLES`] that the next table of the file may not precede.
     next_table: usize,
     /// The row being read, to name it in errors.
@@ -161,6 +175,7 @@ impl Loader<'_, '_> {
         table: &'static Table,
     ) -> Result<(), ScanError> {
         file.expect(b'[', "an array of rows")?;
+        // The columns added after the file's schema version are never read, so they stay NULL.
         let mut values = vec![Value::Null; table.columns.len()];
         let mut position = 0;
         while file.next_item(position == 0, b']')? {
@@ -171,6 +186,7 @@ impl Loader<'_, '_> {
                 let mut parser = serde_json::Deserializer::from_str(text);
                 let seed = RowSeed {
                     table,
+                    schema_version: self.schema_version,
                     values: &mut values,
                     place: &mut self.place,
                 };
@@ -188,6 +204,8 @@ impl Loader<'_, '_> {
 /// One row object, converted into `values` in schema column order.
 struct RowSeed<'a> {
     table: &'static Table,
+    /// The schema version of the row: it has that version's columns.
+    schema_version: i64,
     values: &'a mut [Value],
     place: &'a mut Place,
 }
@@ -217,6 +235,7 @@ impl<'de> Visitor<'de> for RowSeed<'_> {
             self.place.column = None;
             let key = ColumnName {
                 table: self.table,
+                version: self.schema_version,
                 expected,
             };
             let Some(index) = map.next_key_seed(key)? else {
@@ -236,7 +255,11 @@ impl<'de> Visitor<'de> for RowSeed<'_> {
                 self.place.id = Some(*id);
             }
         }
-        if let Some(missing) = (0..columns.len()).find(|i| seen & (1 << i) == 0) {
+        let in_file = |i: &usize| columns[*i].since <= self.schema_version;
+        if let Some(missing) = (0..columns.len())
+            .filter(in_file)
+            .find(|i| seen & (1 << i) == 0)
+        {
             self.place.column = Some(columns[missing].name);
             return Err(de::Error::custom("the column is missing from the row"));
         }
@@ -245,10 +268,11 @@ impl<'de> Visitor<'de> for RowSeed<'_> {
     }
 }
 
-/// A key of a row object: the position of the column it names, looked for first where a row in
-/// schema order has it.
+/// A key of a row object: the position of the column it names, which the table has at the schema
+/// version; looked for first where a row in schema order has it.
 struct ColumnName {
     table: &'static Table,
+    version: i64,
     expected: usize,
 }
 
@@ -268,16 +292,23 @@ impl<'de> Visitor<'de> for ColumnName {
     }
 
     fn visit_str<E: de::Error>(self, name: &str) -> Result<usize, E> {
-        let table = self.table;
-        match table.columns.get(self.expected) {
-            Some(column) if column.name == name => Ok(self.expected),
-            _ => table.column_index(name).ok_or_else(|| {
+        let ColumnName {
+            table,
+            version,
+            expected,
+        } = self;
+        let index = match table.columns.get(expected) {
+            Some(column) if column.name == name => Some(expected),
+            _ => table.column_index(name),
+        };
+        index
+            .filter(|i| table.columns[*i].since <= version)
+            .ok_or_else(|| {
                 E::custom(format!(
-                    "unknown column {name:?}: {} has the columns {}",
+                    "unknown column {name:?}: at schema version {version}, {} has the columns {}",
                     table.name,
-                    table.column_list()
+                    table.column_list_at(version)
                 ))
-            }),
-        }
+            })
     }
 }

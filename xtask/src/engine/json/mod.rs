@@ -10,13 +10,12 @@ pub mod scan;
 pub mod writer;
 
 use std::io::{BufReader, Read};
-use std::path::Path;
 
-use crate::engine::archive::compression::open_decompressed;
+use crate::engine::archive::source::Source;
 
-/// Opens the export at `path` for parsing, decompressed if it is compressed.
-fn open_export(path: &Path) -> anyhow::Result<BufReader<Box<dyn Read>>> {
+/// Opens the export `source` for parsing, decrypted and decompressed.
+fn open_export(source: &Source) -> anyhow::Result<BufReader<Box<dyn Read>>> {
     // serde_json reads byte by byte: a concrete buffer in front of the boxed (maybe decompressing)
     // reader keeps that from being a dynamic call per byte, which halves the import's CPU time.
-    Ok(BufReader::with_capacity(1 << 16, open_decompressed(path)?))
+    Ok(BufReader::with_capacity(1 << 16, source.open()?))
 }

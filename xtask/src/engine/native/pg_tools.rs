@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use anyhow::Context as _;
+use app::url::process_environment;
 use app::DatabaseUrl;
 use xshell::{cmd, Shell};
 
@@ -33,17 +34,19 @@ impl fmt::Display for PgVersion {
 }
 
 impl PgTool {
-    /// Finds `name` on `PATH`, or says how to install it.
+    /// Finds `name` on `PATH` (`name.exe` on Windows), or says how to install it.
     pub fn find(name: &'static str) -> anyhow::Result<PgTool> {
         let path = std::env::var_os("PATH").unwrap_or_default();
+        let file_name = format!("{name}{}", std::env::consts::EXE_SUFFIX);
         std::env::split_paths(&path)
-            .map(|dir| dir.join(name))
+            .map(|dir| dir.join(&file_name))
             .find(|candidate| is_executable(candidate))
             .map(|program| PgTool { name, program })
             .with_context(|| {
                 format!(
-                    "{name} not found: install the PostgreSQL client (e.g. apt-get install \
-                     postgresql-client) or add it to PATH"
+                    "{file_name} not found on PATH: install the PostgreSQL client (Debian: apt-get \
+                     install postgresql-client; Windows: winget install PostgreSQL.PostgreSQL.17, \
+                     then add C:\\Program Files\\PostgreSQL\\17\\bin to PATH)"
                 )
             })
     }
@@ -62,7 +65,10 @@ impl PgTool {
     pub fn output(&self, url: Option<&DatabaseUrl>, args: &[&OsStr]) -> anyhow::Result<Output> {
         let sh = Shell::new()?;
         let program = &self.program;
-        let environment = url.and_then(DatabaseUrl::libpq_environment);
+        let environment = match url {
+            Some(url) => url.libpq_environment().with_context(|| format!("{url}"))?,
+            None => None,
+        };
         let mut command = cmd!(sh, "{program} {args...}").quiet().ignore_status();
         if let Some(environment) = environment {
             // Never ask for a password on the terminal: a wrong one must fail, not hang CI.
@@ -78,9 +84,24 @@ impl PgTool {
     pub fn run(&self, url: Option<&DatabaseUrl>, args: &[&OsStr]) -> anyhow::Result<String> {
         let output = self.output(url, args)?;
         if !output.status.success() {
-            return Err(self.failure(&output));
+            return Err(self.connection_failure(url, &output));
         }
         Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    }
+
+    /// The error for a failed run that may not have connected: a TLS refusal is told as the
+    /// problem and its fix, as our own connection tells it; anything else as [`PgTool::failure`].
+    fn connection_failure(&self, url: Option<&DatabaseUrl>, output: &Output) -> anyhow::Error {
+        let said = String::from_utf8_lossy(&output.stderr);
+        let explained = url.and_then(|url| {
+            let connection = url.postgres_connection(&process_environment)?.ok()?;
+            let explanation = connection.tls.explain_failure(&said)?;
+            Some(anyhow::anyhow!(
+                "{} cannot connect to {url}: {explanation}",
+                self.name
+            ))
+        });
+        explained.unwrap_or_else(|| self.failure(output))
     }
 
     /// The error for a failed run: the exit status and what the program said, on one line.
@@ -114,10 +135,17 @@ fn parse_release(word: &str) -> Option<PgVersion> {
     Some(PgVersion { major, minor })
 }
 
+#[cfg(unix)]
 fn is_executable(path: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
     path.metadata()
         .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+/// On Windows a program is a file whose name ends in `.exe`, which [`PgTool::find`] looks for.
+#[cfg(not(unix))]
+fn is_executable(path: &Path) -> bool {
+    path.is_file()
 }
 
 #[cfg(test)]

@@ -1,13 +1,15 @@
 //! Native PostgreSQL backups: `pg_dump --format=custom`, checked whole with pg_restore before
 //! anything changes, and restored by `pg_restore --single-transaction`, so that a failed or killed
-//! restore is rolled back by the server.
+//! restore is rolled back by the server. A dump of an earlier schema version is restored with its
+//! migration in one transaction: pg_restore writes the restore as SQL, and psql runs it and the
+//! migration in one transaction.
 
 use std::ffi::OsStr;
 use std::path::Path;
 
 use anyhow::Context as _;
-use app::schema::MIGRATIONS_TABLE;
-use app::{Database, DatabaseUrl, SCHEMA_VERSION, TABLES};
+use app::schema::{migration_script, postgres_refused_row_guards, MIGRATIONS_TABLE};
+use app::{Backend, Database, DatabaseUrl, SCHEMA_VERSION, TABLES};
 
 use super::pg_tools::{PgTool, PgVersion};
 
@@ -44,8 +46,9 @@ pub(super) fn dump(url: &DatabaseUrl, db: &mut Database, path: &Path) -> anyhow:
 }
 
 /// Checks a dump with pg_restore: that this pg_restore can read its format, that it holds the app's
-/// tables, and that every byte of it can be read (a truncated dump fails here, not midway).
-pub(super) fn check_dump(path: &Path, format: (u8, u8)) -> anyhow::Result<PgTool> {
+/// tables, that every byte of it can be read (a truncated dump fails here, not midway), and that its
+/// schema version is one this tool knows. Returns that pg_restore and the schema version.
+pub(super) fn check_dump(path: &Path, format: (u8, u8)) -> anyhow::Result<(PgTool, i64)> {
     let pg_restore = PgTool::find("pg_restore")?;
     let listing = pg_restore.output(None, &[OsStr::new("--list"), path.as_os_str()])?;
     if !listing.status.success() {
@@ -72,18 +75,17 @@ pub(super) fn check_dump(path: &Path, format: (u8, u8)) -> anyhow::Result<PgTool
             missing.join(", ")
         );
     }
+    // Reading the whole dump into the null device proves every byte can be read.
+    let to_nowhere = if cfg!(windows) {
+        "--file=NUL"
+    } else {
+        "--file=/dev/null"
+    };
     pg_restore
-        .run(None, &[OsStr::new("--file=/dev/null"), path.as_os_str()])
+        .run(None, &[OsStr::new(to_nowhere), path.as_os_str()])
         .with_context(|| format!("{} is damaged or truncated", path.display()))?;
-    match dump_schema_version(&pg_restore, path)? {
-        Some(SCHEMA_VERSION) => Ok(pg_restore),
-        found => anyhow::bail!(
-            "{} has schema version {}, but this tool expects version {SCHEMA_VERSION}: restore it \
-             with the version of this tool that made it",
-            path.display(),
-            found.map_or("none".to_string(), |v| v.to_string())
-        ),
-    }
+    let version = super::known_version(path, dump_schema_version(&pg_restore, path)?)?;
+    Ok((pg_restore, version))
 }
 
 /// The schema version a dump records in its migrations table, read without restoring it.
@@ -117,20 +119,26 @@ fn lists_table(listing: &str, name: &str) -> bool {
     })
 }
 
+/// The name of the database `url` names: the only part of the connection that goes on a tool's
+/// command line; the rest, password included, is in its environment.
+fn database_name(url: &DatabaseUrl) -> anyhow::Result<String> {
+    let config = url
+        .postgres_config()
+        .context("a dump restores only onto PostgreSQL")?;
+    Ok(config
+        .get_dbname()
+        .or(config.get_user())
+        .unwrap_or_default()
+        .to_string())
+}
+
 /// Restores a checked dump onto `url` in one transaction: on any error the server rolls it back.
 pub(super) fn restore_dump(
     pg_restore: &PgTool,
     url: &DatabaseUrl,
     path: &Path,
 ) -> anyhow::Result<()> {
-    let config = url
-        .postgres_config()
-        .context("a dump restores only onto PostgreSQL")?;
-    // Only the name: the rest of the connection, password included, is in the environment.
-    let dbname = config
-        .get_dbname()
-        .or(config.get_user())
-        .unwrap_or_default();
+    let dbname = database_name(url)?;
     let args = [
         OsStr::new("--clean"),
         OsStr::new("--if-exists"),
@@ -138,12 +146,73 @@ pub(super) fn restore_dump(
         OsStr::new("--single-transaction"),
         OsStr::new("--exit-on-error"),
         OsStr::new("--dbname"),
-        OsStr::new(dbname),
+        OsStr::new(&dbname),
         path.as_os_str(),
     ];
     pg_restore.run(Some(url), &args).with_context(|| {
         format!(
             "restoring {} failed; {url} is unchanged: the restore runs in one transaction",
+            path.display()
+        )
+    })?;
+    Ok(())
+}
+
+/// Restores a checked dump of schema version `stored`, older than this tool's, onto `url` and brings
+/// it forward, in one transaction: pg_restore writes the restore as SQL to a private temporary file,
+/// and psql runs that and the migrations in one transaction, which the server rolls back on any
+/// error.
+pub(super) fn restore_dump_brought_forward(
+    pg_restore: &PgTool,
+    url: &DatabaseUrl,
+    path: &Path,
+    stored: i64,
+) -> anyhow::Result<()> {
+    let psql = PgTool::find("psql")?;
+    let dir = tempfile::Builder::new()
+        .prefix("toefl_forward_")
+        .tempdir()
+        .context("cannot create a temporary directory for the restore's SQL")?;
+    let script = dir.path().join("restore.sql");
+    let mut script_arg = OsStr::new("--file=").to_os_string();
+    script_arg.push(&script);
+    pg_restore.run(
+        None,
+        &[
+            OsStr::new("--clean"),
+            OsStr::new("--if-exists"),
+            OsStr::new("--no-owner"),
+            &script_arg,
+            path.as_os_str(),
+        ],
+    )?;
+    // The restore's SQL empties search_path; the migrations name tables as the app does. Each
+    // version first names a row that its new checks would refuse, as `migrate` does.
+    let mut migrations = String::from("RESET search_path;\n");
+    for version in stored + 1..=SCHEMA_VERSION {
+        for guard in postgres_refused_row_guards(version) {
+            migrations.push_str(&guard);
+            migrations.push_str(";\n");
+        }
+        migrations.push_str(&migration_script(version, Backend::Postgres));
+        migrations.push_str(";\n");
+    }
+    let dbname = database_name(url)?;
+    let args = [
+        OsStr::new("--no-psqlrc"),
+        OsStr::new("--quiet"),
+        OsStr::new("--single-transaction"),
+        OsStr::new("--set=ON_ERROR_STOP=1"),
+        OsStr::new("--dbname"),
+        OsStr::new(&dbname),
+        &script_arg,
+        OsStr::new("--command"),
+        OsStr::new(&migrations),
+    ];
+    psql.run(Some(url), &args).with_context(|| {
+        format!(
+            "restoring {} (schema version {stored}) and migrating it to version {SCHEMA_VERSION} \
+             failed; {url} is unchanged: both run in one transaction",
             path.display()
         )
     })?;

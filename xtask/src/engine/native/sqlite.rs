@@ -5,7 +5,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use app::{Database, RowCounts, SCHEMA_VERSION};
+use app::{Create, Database, DatabaseUrl, RowCounts, SCHEMA_VERSION};
 use rusqlite::backup::{Backup, StepResult};
 use rusqlite::Connection;
 
@@ -65,36 +65,42 @@ fn check_integrity(conn: &Connection, path: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Checks a SQLite backup without changing it: integrity, and this tool's schema version. Returns a
-/// read-only connection to it, to restore from.
-pub(super) fn check_backup(path: &Path) -> anyhow::Result<Database> {
+/// Checks a SQLite backup without changing it: integrity, and a schema version this tool knows.
+/// Returns a read-only connection to it, to restore from, and its schema version.
+pub(super) fn check_backup(path: &Path) -> anyhow::Result<(Database, i64)> {
     let mut backup = Database::open_sqlite_read_only(path)?;
     let conn = backup.sqlite_connection().context("opened as SQLite")?;
     check_integrity(conn, path)?;
-    match backup
+    let found = backup
         .schema_version()
-        .with_context(|| format!("{} is damaged", path.display()))?
-    {
-        Some(SCHEMA_VERSION) => Ok(backup),
-        None => anyhow::bail!(
-            "{} is a SQLite database without the app's schema, not a backup made by `cargo xtask backup`",
-            path.display()
-        ),
-        Some(found) => anyhow::bail!(
-            "{} has schema version {found}, but this tool expects version {SCHEMA_VERSION}: \
-             restore it with the version of this tool that made it",
-            path.display()
-        ),
-    }
+        .with_context(|| format!("{} is damaged", path.display()))?;
+    let version = super::known_version(path, found)?;
+    Ok((backup, version))
 }
 
-/// The schema version and, when it is this tool's, the row counts of a SQLite backup, read without
-/// changing it.
+/// Replaces all of `to` with `from`, a database of an earlier schema version, brought forward: it is
+/// copied to a private temporary file, migrated there (every row checked against the current
+/// version's checks), and only then copied onto `to` in one step, so that `to` is either as before
+/// or at the current version.
+pub(super) fn copy_brought_forward(from: &Connection, to: &mut Connection) -> anyhow::Result<()> {
+    let dir = tempfile::Builder::new()
+        .prefix("toefl_forward_")
+        .tempdir()
+        .context("cannot create a temporary directory to bring the backup forward in")?;
+    let url = DatabaseUrl::sqlite(dir.path().join("forward.db"));
+    let mut forward = Database::open(&url, Create::IfMissing)?;
+    copy_whole_database(from, forward.sqlite_connection().context("a SQLite file")?)?;
+    forward.migrate()?;
+    copy_whole_database(forward.sqlite_connection().context("a SQLite file")?, to)
+}
+
+/// The schema version and, when this tool knows that version, the row counts of a SQLite backup,
+/// read without changing it.
 pub fn contents(path: &Path) -> anyhow::Result<(Option<i64>, Option<RowCounts>)> {
     let mut db = Database::open_sqlite_read_only(path)?;
     let version = db.schema_version()?;
     let rows = match version {
-        Some(SCHEMA_VERSION) => Some(db.row_counts()?),
+        Some(1..=SCHEMA_VERSION) => Some(db.row_counts()?),
         _ => None,
     };
     Ok((version, rows))
