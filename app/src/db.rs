@@ -210,11 +210,11 @@ impl Database {
     /// Runs `work` in a read-write transaction for loading rows that the caller checks itself, which
     /// `work` starts with [`Database::start_bulk_load`] and ends with
     /// [`Database::finish_bulk_load`]. On SQLite the connection then neither evaluates CHECK
-    /// constraints nor looks up the row each reference points to, row by row: the caller checks every
-    /// value before writing it, and every reference before the commit in one pass per key
-    /// ([`Database::find_dangling_reference`]), as PostgreSQL's key rebuild does. NOT NULL, column
-    /// types and unique keys are still enforced, and atomicity is untouched: the journal is SQLite's
-    /// usual one, and a failure rolls everything back.
+    /// constraints (of columns and of rows) nor looks up the row each reference points to, row by
+    /// row: the caller checks every value and row before writing it, and every reference before the
+    /// commit in one pass per key ([`Database::find_dangling_reference`]), as PostgreSQL's key
+    /// rebuild does. NOT NULL, column types and unique keys are still enforced, and atomicity is
+    /// untouched: the journal is SQLite's usual one, and a failure rolls everything back.
     pub fn bulk_load<T, E: From<Error>>(
         &mut self,
         work: impl FnOnce(&mut Database) -> Result<T, E>,

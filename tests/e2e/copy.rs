@@ -291,6 +291,56 @@ fn copy_refuses_a_reference_to_a_missing_row(backend: Backend) {
     );
 }
 
+per_backend!(copy_refuses_a_row_that_breaks_a_row_check);
+fn copy_refuses_a_row_that_breaks_a_row_check(backend: Backend) {
+    let source = TestDb::sqlite();
+    fill_with_fixture(&source, false);
+    source.execute(
+        "PRAGMA ignore_check_constraints = ON; UPDATE students SET overall_band = 5.0 WHERE id = 4",
+    );
+    copy_fails_and_changes_nothing(
+        &source,
+        backend,
+        "table students, row 4 (id 4): the row breaks the check students_overall_band_average",
+    );
+}
+
+per_backend!(copy_of_a_version_1_database_gives_what_export_then_import_gives);
+fn copy_of_a_version_1_database_gives_what_export_then_import_gives(backend: Backend) {
+    let source = TestDb::sqlite();
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/e2e/fixtures/v1/backup.db");
+    std::fs::copy(fixture, source.url.sqlite_path().unwrap()).unwrap();
+    assert_eq!(
+        source.query_i64("SELECT max(version) FROM schema_migrations"),
+        1
+    );
+    let file = source.dir.path().join("v1.json");
+    xtask_ok(&source, &["export", "--file", file.to_str().unwrap()]);
+    let imported = TestDb::of(backend);
+    let file = file.to_str().unwrap();
+    xtask_ok(&imported, &["import", "--file", file, "--yes"]);
+
+    let copied = TestDb::of(backend);
+    let outcome = copy_ok(&source, &copied, &["--yes", "--json"]);
+    assert_eq!(
+        json_line(&outcome)["schema_version"],
+        1,
+        "the source's version"
+    );
+    assert!(
+        outcome.stderr.contains("brought forward to"),
+        "{}",
+        outcome.stderr
+    );
+    assert!(copied.query_i64("SELECT count(*) FROM grades") > 0);
+    assert_eq!(copied.content_hash(), imported.content_hash());
+    assert_eq!(
+        source.query_i64("SELECT max(version) FROM schema_migrations"),
+        1,
+        "the source is read, not migrated"
+    );
+}
+
 #[test]
 fn copy_refuses_text_that_postgres_cannot_store() {
     let source = broken_source("UPDATE students SET notes = 'a' || char(0) || 'b' WHERE id = 2");
