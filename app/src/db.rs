@@ -610,14 +610,13 @@ impl Database {
                 let row = format!("({})", vec!["?"; table.columns.len()].join(", "));
                 let insert = |rows: usize| {
                     let rows = vec![row.as_str(); rows].join(", ");
-                    conn.prepare(&format!(
-                        "INSERT INTO {} ({columns}) VALUES {rows}",
-                        table.name
-                    ))
+                    format!("INSERT INTO {} ({columns}) VALUES {rows}", table.name)
                 };
                 RowWriter(Writer::Sqlite {
-                    one: insert(1)?,
-                    many: insert(ROWS_PER_INSERT)?,
+                    connection: conn,
+                    one: conn.prepare(&insert(1))?,
+                    many: None,
+                    many_sql: insert(ROWS_PER_INSERT),
                     text: String::with_capacity(32),
                 })
             }
@@ -641,10 +640,13 @@ pub struct RowWriter<'a>(Writer<'a>);
 
 enum Writer<'a> {
     /// `INSERT`s of one row and of [`ROWS_PER_INSERT`] rows, and room to write a date or timestamp
-    /// in.
+    /// in. The second is prepared only once rows come that many at a time: while it is, SQLite
+    /// runs the first several times slower (page faults in its page cache, row after row).
     Sqlite {
+        connection: &'a rusqlite::Connection,
         one: rusqlite::Statement<'a>,
-        many: rusqlite::Statement<'a>,
+        many: Option<rusqlite::Statement<'a>>,
+        many_sql: String,
         text: String,
     },
     /// A binary `COPY ... FROM STDIN`.
@@ -666,10 +668,24 @@ impl RowWriter<'_> {
     pub fn write_rows(&mut self, values: &[Value], columns: usize) -> Result<(), (usize, Error)> {
         let mut rows = values.chunks_exact(columns).enumerate();
         match &mut self.0 {
-            Writer::Sqlite { one, many, text } => {
+            Writer::Sqlite {
+                connection,
+                one,
+                many,
+                many_sql,
+                text,
+            } => {
                 let mut chunks = values.chunks_exact(columns * ROWS_PER_INSERT);
                 for (chunk_number, chunk) in chunks.by_ref().enumerate() {
                     let first = chunk_number * ROWS_PER_INSERT;
+                    let many = match many {
+                        Some(many) => many,
+                        None => many.insert(
+                            connection
+                                .prepare(many_sql)
+                                .map_err(|e| (first, e.into()))?,
+                        ),
+                    };
                     if let Err(error) = insert_many(many, chunk, columns, text) {
                         // SQLite undid the failed statement alone: inserted one by one, the first
                         // row it refuses is the one to name.
