@@ -4,15 +4,14 @@
 use std::path::Path;
 use std::time::Duration;
 
-use chrono::{DateTime, NaiveDate, Utc};
-use postgres::binary_copy::BinaryCopyInWriter;
-use postgres::fallible_iterator::FallibleIterator;
 use postgres::types::{to_sql_checked, IsNull, ToSql, Type};
 use rusqlite::types::{ToSqlOutput, ValueRef};
 
 use crate::backend::Backend;
 use crate::counts::RowCounts;
 use crate::libpq::CONNECT_TIMEOUT;
+use crate::pg_client::{driver_config, ConnectError, PgClient};
+use crate::pg_copy::{CopyIn, CopyOut};
 use crate::schema::{
     self, Column, ColumnType, RowCheck, Table, MIGRATIONS_TABLE, PRIMARY_KEY, SCHEMA_VERSION,
     TABLES,
@@ -102,6 +101,9 @@ pub enum Error {
         /// The column type.
         ty: ColumnType,
     },
+    /// A value could not be put in, or read from, PostgreSQL's binary COPY format.
+    #[error("PostgreSQL COPY: {0}")]
+    Encode(String),
 }
 
 impl From<postgres::Error> for Error {
@@ -145,7 +147,7 @@ pub enum Database {
     /// A SQLite file.
     Sqlite(rusqlite::Connection),
     /// A PostgreSQL server.
-    Postgres(postgres::Client),
+    Postgres(PgClient),
 }
 
 /// Whether [`Database::open`] may create a SQLite file that does not exist yet.
@@ -203,6 +205,37 @@ impl Database {
             Database::Postgres(_) => "BEGIN",
         };
         self.run_in_transaction(begin, work)
+    }
+
+    /// Runs `work` in a read-write transaction for loading rows that the caller checks itself, which
+    /// `work` starts with [`Database::start_bulk_load`] and ends with
+    /// [`Database::finish_bulk_load`]. On SQLite the connection then neither evaluates CHECK
+    /// constraints (of columns and of rows) nor looks up the row each reference points to, row by
+    /// row: the caller checks every value and row before writing it, and every reference before the
+    /// commit in one pass per key ([`Database::find_dangling_reference`]), as PostgreSQL's key
+    /// rebuild does. NOT NULL, column types and unique keys are still enforced, and atomicity is
+    /// untouched: the journal is SQLite's usual one, and a failure rolls everything back.
+    pub fn bulk_load<T, E: From<Error>>(
+        &mut self,
+        work: impl FnOnce(&mut Database) -> Result<T, E>,
+    ) -> Result<T, E> {
+        if self.backend() == Backend::Postgres {
+            return self.transaction(work);
+        }
+        // Outside the transaction: SQLite ignores `foreign_keys` inside one. The statement journals
+        // of many-row INSERTs stay in memory rather than in a temporary file.
+        self.execute_batch(
+            "PRAGMA foreign_keys = OFF; PRAGMA ignore_check_constraints = ON; \
+             PRAGMA temp_store = MEMORY",
+        )?;
+        let loaded = self.transaction(work);
+        let restored = self.execute_batch(
+            "PRAGMA foreign_keys = ON; PRAGMA ignore_check_constraints = OFF; \
+             PRAGMA temp_store = DEFAULT",
+        );
+        let value = loaded?;
+        restored?;
+        Ok(value)
     }
 
     /// Runs `work` in one read-only transaction, so every table is read at the same moment even
@@ -395,7 +428,19 @@ impl Database {
             }
             Database::Postgres(_) => {
                 let names: Vec<&str> = TABLES.iter().map(|t| t.name).collect();
-                self.execute_batch(&format!("TRUNCATE {}", names.join(", ")))
+                let names = names.join(", ");
+                // Locked before looking, so that no row comes in between. TRUNCATE gives every
+                // table new files, which takes a moment even when they are empty: not then.
+                self.execute_batch(&format!("LOCK TABLE {names} IN ACCESS EXCLUSIVE MODE"))?;
+                let any_row: Vec<String> = TABLES
+                    .iter()
+                    .map(|t| format!("EXISTS (SELECT FROM {})", t.name))
+                    .collect();
+                let sql = format!("SELECT ({})::int::bigint", any_row.join(" OR "));
+                if self.query_i64(&sql)? == Some(1) {
+                    self.execute_batch(&format!("TRUNCATE {names}"))?;
+                }
+                Ok(())
             }
         }
     }
@@ -514,7 +559,7 @@ impl Database {
         version: i64,
         mut each: impl FnMut(&[Value]) -> Result<(), E>,
     ) -> Result<u64, E> {
-        let sql = format!(
+        let select = format!(
             "SELECT {} FROM {} ORDER BY {PRIMARY_KEY}",
             table.column_list_at(version),
             table.name
@@ -524,78 +569,141 @@ impl Database {
         let mut count = 0;
         match self {
             Database::Sqlite(conn) => {
-                let mut statement = conn.prepare(&sql).map_err(Error::from)?;
+                let mut statement = conn.prepare(&select).map_err(Error::from)?;
                 let mut rows = statement.query([]).map_err(Error::from)?;
                 while let Some(row) = rows.next().map_err(Error::from)? {
                     for (i, column) in columns.iter().enumerate() {
                         let raw = row.get_ref(i).map_err(Error::from)?;
-                        values[i] = sqlite_value(raw, column.ty).ok_or_else(|| {
-                            bad_stored_value(table, &values, column.name, raw, column.ty)
-                        })?;
+                        if !set_sqlite_value(&mut values[i], raw, column.ty) {
+                            let error =
+                                bad_stored_value(table, &values, column.name, raw, column.ty);
+                            return Err(error.into());
+                        }
                     }
                     each(&values)?;
                     count += 1;
                 }
             }
             Database::Postgres(client) => {
-                let params: [&(dyn ToSql + Sync); 0] = [];
-                let mut rows = client.query_raw(&sql, params).map_err(Error::from)?;
-                while let Some(row) = rows.next().map_err(Error::from)? {
-                    for (i, column) in columns.iter().enumerate() {
-                        values[i] = postgres_value(&row, i, column.ty).map_err(Error::from)?;
-                    }
-                    each(&values)?;
-                    count += 1;
-                }
+                // Binary COPY: the server streams the rows without a message per column, and they
+                // are decoded straight from what it sends.
+                let copy = format!("COPY ({select}) TO STDOUT (FORMAT binary)");
+                let mut rows = CopyOut::new(table, columns);
+                client.copy_out(&copy, |data| {
+                    rows.decode(data, &mut values, |values| {
+                        count += 1;
+                        each(values)
+                    })
+                })?;
+                rows.end()?;
             }
         }
         Ok(count)
     }
 
-    /// Starts a bulk insert into `table`, with values for every column in schema order: a prepared
-    /// statement on SQLite, binary `COPY` on PostgreSQL. Call inside [`Database::transaction`].
+    /// Starts a bulk insert into `table`, with values for every column in schema order: prepared
+    /// statements on SQLite, binary `COPY` on PostgreSQL. Call inside [`Database::transaction`].
     pub fn insert_rows(&mut self, table: &'static Table) -> Result<RowWriter<'_>> {
         let columns = table.column_list();
         Ok(match self {
             Database::Sqlite(conn) => {
-                let placeholders: Vec<String> =
-                    (1..=table.columns.len()).map(|i| format!("?{i}")).collect();
-                let sql = format!(
-                    "INSERT INTO {} ({columns}) VALUES ({})",
-                    table.name,
-                    placeholders.join(", ")
-                );
-                RowWriter::Sqlite(conn.prepare(&sql)?)
+                let row = format!("({})", vec!["?"; table.columns.len()].join(", "));
+                let insert = |rows: usize| {
+                    let rows = vec![row.as_str(); rows].join(", ");
+                    format!("INSERT INTO {} ({columns}) VALUES {rows}", table.name)
+                };
+                RowWriter(Writer::Sqlite {
+                    connection: conn,
+                    one: conn.prepare(&insert(1))?,
+                    many: None,
+                    many_sql: insert(ROWS_PER_INSERT),
+                    text: String::with_capacity(32),
+                })
             }
             Database::Postgres(client) => {
                 let sink = client.copy_in(&format!(
                     "COPY {} ({columns}) FROM STDIN (FORMAT binary)",
                     table.name
                 ))?;
-                let types: Vec<Type> = table.columns.iter().map(|c| postgres_type(c.ty)).collect();
-                RowWriter::Postgres(BinaryCopyInWriter::new(sink, &types))
+                RowWriter(Writer::Postgres(CopyIn::new(client, sink, table)))
             }
         })
     }
 }
 
+/// How many rows one SQLite `INSERT` of [`RowWriter::write_rows`] takes: one statement's run, reset
+/// and bookkeeping per 64 rows instead of per row.
+const ROWS_PER_INSERT: usize = 64;
+
 /// A bulk insert in progress; see [`Database::insert_rows`].
-pub enum RowWriter<'a> {
-    /// A prepared `INSERT`.
-    Sqlite(rusqlite::Statement<'a>),
+pub struct RowWriter<'a>(Writer<'a>);
+
+enum Writer<'a> {
+    /// `INSERT`s of one row and of [`ROWS_PER_INSERT`] rows, and room to write a date or timestamp
+    /// in. The second is prepared only once rows come that many at a time: while it is, SQLite
+    /// runs the first several times slower (page faults in its page cache, row after row).
+    Sqlite {
+        connection: &'a rusqlite::Connection,
+        one: rusqlite::Statement<'a>,
+        many: Option<rusqlite::Statement<'a>>,
+        many_sql: String,
+        text: String,
+    },
     /// A binary `COPY ... FROM STDIN`.
-    Postgres(BinaryCopyInWriter<'a>),
+    Postgres(CopyIn<'a>),
 }
 
 impl RowWriter<'_> {
     /// Inserts one row: a value for each column, in schema order.
     pub fn write(&mut self, row: &[Value]) -> Result<()> {
-        match self {
-            RowWriter::Sqlite(statement) => {
-                statement.execute(rusqlite::params_from_iter(row))?;
+        match &mut self.0 {
+            Writer::Sqlite { one, text, .. } => insert_one(one, row, text),
+            Writer::Postgres(copy) => copy.write(row),
+        }
+    }
+
+    /// Inserts rows given one after the other in `values`, each a value for each column in schema
+    /// order. On failure, gives the position in `values` of the row that failed (its first
+    /// value's, divided by the number of columns).
+    pub fn write_rows(&mut self, values: &[Value], columns: usize) -> Result<(), (usize, Error)> {
+        let mut rows = values.chunks_exact(columns).enumerate();
+        match &mut self.0 {
+            Writer::Sqlite {
+                connection,
+                one,
+                many,
+                many_sql,
+                text,
+            } => {
+                let mut chunks = values.chunks_exact(columns * ROWS_PER_INSERT);
+                for (chunk_number, chunk) in chunks.by_ref().enumerate() {
+                    let first = chunk_number * ROWS_PER_INSERT;
+                    let many = match many {
+                        Some(many) => many,
+                        None => many.insert(
+                            connection
+                                .prepare(many_sql)
+                                .map_err(|e| (first, e.into()))?,
+                        ),
+                    };
+                    if let Err(error) = insert_many(many, chunk, columns, text) {
+                        // SQLite undid the failed statement alone: inserted one by one, the first
+                        // row it refuses is the one to name.
+                        for (i, row) in chunk.chunks_exact(columns).enumerate() {
+                            insert_one(one, row, text).map_err(|e| (first + i, e))?;
+                        }
+                        return Err((first, error));
+                    }
+                }
+                let done = values.len() / columns - chunks.remainder().len() / columns;
+                for (i, row) in rows.skip(done) {
+                    insert_one(one, row, text).map_err(|e| (i, e))?;
+                }
             }
-            RowWriter::Postgres(writer) => {
-                writer.write_raw(row.iter().map(|v| v as &(dyn ToSql + Sync)))?;
+            Writer::Postgres(copy) => {
+                for (i, row) in rows.by_ref() {
+                    copy.write(row).map_err(|e| (i, e))?;
+                }
             }
         }
         Ok(())
@@ -603,11 +711,64 @@ impl RowWriter<'_> {
 
     /// Ends the insert; on PostgreSQL this is when the server checks the rows it received.
     pub fn finish(self) -> Result<()> {
-        if let RowWriter::Postgres(writer) = self {
-            writer.finish()?;
+        match self.0 {
+            Writer::Sqlite { .. } => Ok(()),
+            Writer::Postgres(copy) => copy.finish(),
         }
-        Ok(())
     }
+}
+
+/// Runs `statement`, an `INSERT` of one row, with `row`.
+fn insert_one(
+    statement: &mut rusqlite::Statement<'_>,
+    row: &[Value],
+    text: &mut String,
+) -> Result<()> {
+    bind_row(statement, 1, row, text)?;
+    statement.raw_execute()?;
+    Ok(())
+}
+
+/// Runs `statement`, an `INSERT` of several rows, with `values`, their values one row after the
+/// other.
+fn insert_many(
+    statement: &mut rusqlite::Statement<'_>,
+    values: &[Value],
+    columns: usize,
+    text: &mut String,
+) -> Result<()> {
+    for (i, row) in values.chunks_exact(columns).enumerate() {
+        bind_row(statement, i * columns + 1, row, text)?;
+    }
+    statement.raw_execute()?;
+    Ok(())
+}
+
+/// Binds `row` to the parameters of `statement` from `first` on.
+fn bind_row(
+    statement: &mut rusqlite::Statement<'_>,
+    first: usize,
+    row: &[Value],
+    text: &mut String,
+) -> Result<()> {
+    for (i, value) in row.iter().enumerate() {
+        // Dates and timestamps are written in one reused string rather than a new one each
+        // (SQLite copies what is bound).
+        match value {
+            Value::Date(date) => {
+                text.clear();
+                write_date(text, *date);
+                statement.raw_bind_parameter(first + i, text.as_str())?;
+            }
+            Value::Timestamp(time) => {
+                text.clear();
+                write_timestamp(text, time, ' ');
+                statement.raw_bind_parameter(first + i, text.as_str())?;
+            }
+            other => statement.raw_bind_parameter(first + i, other)?,
+        }
+    }
+    Ok(())
 }
 
 /// Why a server that asks for a password got none, and where it can come from.
@@ -618,7 +779,7 @@ const NO_PASSWORD: &str =
 
 /// Connects to a PostgreSQL URL as libpq would (see [`crate::libpq`]): password and TLS from the
 /// URL, else from the environment; a TLS failure is explained in one line with its fix.
-fn open_postgres(url: &DatabaseUrl) -> Result<postgres::Client> {
+fn open_postgres(url: &DatabaseUrl) -> Result<PgClient> {
     let failed = |message: String| Error::PostgresSetup {
         url: url.to_string(),
         message,
@@ -627,7 +788,7 @@ fn open_postgres(url: &DatabaseUrl) -> Result<postgres::Client> {
         .postgres_connection(&process_environment)
         .expect("a postgres URL")
         .map_err(|e| failed(e.to_string()))?;
-    let mut config = connection.config;
+    let mut config = driver_config(&connection.config);
     if config.get_connect_timeout().is_none() {
         config.connect_timeout(CONNECT_TIMEOUT);
     }
@@ -635,13 +796,17 @@ fn open_postgres(url: &DatabaseUrl) -> Result<postgres::Client> {
         .tls
         .connector()
         .map_err(|e| failed(e.to_string()))?;
-    let mut attempt = config.connect(tls.clone());
+    let mut attempt = PgClient::connect(&config, tls.clone());
     if attempt.is_err() && connection.tls.mode() == SslMode::Allow {
         // libpq's `allow`: plain first, then TLS if the server refused the plain connection.
         config.ssl_mode(postgres::config::SslMode::Require);
-        attempt = config.connect(tls);
+        attempt = PgClient::connect(&config, tls);
     }
     let mut client = attempt.map_err(|e| {
+        let e = match e {
+            ConnectError::Postgres(e) => e,
+            ConnectError::Runtime(e) => return failed(format!("cannot start a connection: {e}")),
+        };
         let message = postgres_message(&e);
         if message.contains("password missing") {
             return failed(NO_PASSWORD.into());
@@ -680,22 +845,38 @@ fn open_sqlite(path: &Path, create: Create) -> Result<rusqlite::Connection> {
     Ok(conn)
 }
 
-fn sqlite_value(raw: ValueRef<'_>, ty: ColumnType) -> Option<Value> {
-    Some(match (raw, ty) {
+/// Sets `value` to what SQLite stores, `raw`, read as a value of `ty`; `false` when `raw` is not in
+/// the form the column type demands.
+fn set_sqlite_value(value: &mut Value, raw: ValueRef<'_>, ty: ColumnType) -> bool {
+    let text = || match raw {
+        ValueRef::Text(t) => std::str::from_utf8(t).ok(),
+        _ => None,
+    };
+    let read = match (raw, ty) {
         (ValueRef::Null, _) => Value::Null,
         (ValueRef::Integer(i), ColumnType::Integer) => Value::Integer(i),
         (ValueRef::Integer(i @ (0 | 1)), ColumnType::Boolean) => Value::Boolean(i == 1),
         (ValueRef::Real(r), ColumnType::Real) => Value::Real(r),
         (ValueRef::Integer(i), ColumnType::Real) => Value::Real(i as f64),
-        (ValueRef::Text(t), ColumnType::Text) => Value::Text(std::str::from_utf8(t).ok()?.into()),
-        (ValueRef::Text(t), ColumnType::Date) => {
-            Value::Date(parse_date(std::str::from_utf8(t).ok()?)?)
-        }
-        (ValueRef::Text(t), ColumnType::Timestamp) => {
-            Value::Timestamp(parse_timestamp(std::str::from_utf8(t).ok()?)?)
-        }
-        _ => return None,
-    })
+        (ValueRef::Text(_), ColumnType::Text) => match text() {
+            Some(text) => {
+                value.set_text(text);
+                return true;
+            }
+            None => return false,
+        },
+        (ValueRef::Text(_), ColumnType::Date) => match text().and_then(parse_date) {
+            Some(date) => Value::Date(date),
+            None => return false,
+        },
+        (ValueRef::Text(_), ColumnType::Timestamp) => match text().and_then(parse_timestamp) {
+            Some(time) => Value::Timestamp(time),
+            None => return false,
+        },
+        _ => return false,
+    };
+    *value = read;
+    true
 }
 
 fn bad_stored_value(
@@ -719,35 +900,6 @@ fn bad_stored_value(
         column,
         found,
         ty,
-    }
-}
-
-fn postgres_value(row: &postgres::Row, i: usize, ty: ColumnType) -> Result<Value, postgres::Error> {
-    fn get<'a, T: postgres::types::FromSql<'a>>(
-        row: &'a postgres::Row,
-        i: usize,
-        wrap: impl FnOnce(T) -> Value,
-    ) -> Result<Value, postgres::Error> {
-        Ok(row.try_get::<_, Option<T>>(i)?.map_or(Value::Null, wrap))
-    }
-    match ty {
-        ColumnType::Integer => get(row, i, Value::Integer),
-        ColumnType::Real => get(row, i, Value::Real),
-        ColumnType::Text => get(row, i, Value::Text),
-        ColumnType::Boolean => get(row, i, Value::Boolean),
-        ColumnType::Date => get::<NaiveDate>(row, i, Value::Date),
-        ColumnType::Timestamp => get::<DateTime<Utc>>(row, i, Value::Timestamp),
-    }
-}
-
-fn postgres_type(ty: ColumnType) -> Type {
-    match ty {
-        ColumnType::Integer => Type::INT8,
-        ColumnType::Real => Type::FLOAT8,
-        ColumnType::Text => Type::TEXT,
-        ColumnType::Boolean => Type::BOOL,
-        ColumnType::Date => Type::DATE,
-        ColumnType::Timestamp => Type::TIMESTAMPTZ,
     }
 }
 

@@ -15,6 +15,9 @@ pub mod tls;
 pub mod url;
 pub mod value;
 
+mod pg_client;
+mod pg_copy;
+
 pub use backend::Backend;
 pub use counts::RowCounts;
 pub use db::{Create, Database, Error, RowWriter};

@@ -22,29 +22,70 @@ pub enum Value {
     Timestamp(DateTime<Utc>),
 }
 
+impl Value {
+    /// Makes this value `text`, written into the string it holds if it holds one: a buffer of rows
+    /// filled again and again then allocates only while its strings grow.
+    pub fn set_text(&mut self, text: &str) {
+        match self {
+            Value::Text(string) => {
+                string.clear();
+                string.push_str(text);
+            }
+            other => *other = Value::Text(text.to_owned()),
+        }
+    }
+
+    /// Makes this value a copy of `source`, reusing the string it holds, as [`Value::set_text`].
+    pub fn set(&mut self, source: &Value) {
+        match source {
+            Value::Text(text) => self.set_text(text),
+            other => *self = other.clone(),
+        }
+    }
+}
+
 /// Appends `date` as `YYYY-MM-DD`.
 pub fn write_date(out: &mut String, date: NaiveDate) {
-    let _ = write!(
-        out,
-        "{:04}-{:02}-{:02}",
-        date.year(),
-        date.month(),
-        date.day()
-    );
+    let year = date.year();
+    if !(0..=9999).contains(&year) {
+        // Beyond four digits (a PostgreSQL date can be): not a form this app stores or exports.
+        let _ = write!(out, "{year:04}-{:02}-{:02}", date.month(), date.day());
+        return;
+    }
+    // Digit by digit: this runs for every date of every export and import.
+    push_digits(out, year as u32, 4);
+    out.push('-');
+    push_digits(out, date.month(), 2);
+    out.push('-');
+    push_digits(out, date.day(), 2);
 }
 
 /// Appends `time` as `YYYY-MM-DD<separator>HH:MM:SS.ffffff`: `' '` for SQLite's storage, `'T'` (and a
 /// trailing `Z` added by the caller) for the export format.
 pub fn write_timestamp(out: &mut String, time: &DateTime<Utc>, separator: char) {
     write_date(out, time.date_naive());
-    let _ = write!(
-        out,
-        "{separator}{:02}:{:02}:{:02}.{:06}",
-        time.hour(),
-        time.minute(),
-        time.second(),
-        time.nanosecond() / 1000
-    );
+    out.push(separator);
+    push_digits(out, time.hour(), 2);
+    out.push(':');
+    push_digits(out, time.minute(), 2);
+    out.push(':');
+    push_digits(out, time.second(), 2);
+    out.push('.');
+    match time.nanosecond() / 1000 {
+        // A leap second, which chrono counts past 999,999 microseconds.
+        leap @ 1_000_000.. => {
+            let _ = write!(out, "{leap}");
+        }
+        micros => push_digits(out, micros, 6),
+    }
+}
+
+/// Appends the last `width` decimal digits of `n`, with leading zeros.
+fn push_digits(out: &mut String, n: u32, width: u32) {
+    for place in (0..width).rev() {
+        let digit = n / 10u32.pow(place) % 10;
+        out.push(char::from(b'0' + digit as u8));
+    }
 }
 
 /// Parses `YYYY-MM-DD`.
@@ -104,6 +145,34 @@ mod tests {
             Some(parsed),
             "SQLite's stored form"
         );
+    }
+
+    #[test]
+    fn a_text_set_over_a_text_reuses_its_string() {
+        let mut value = Value::Text(String::with_capacity(64));
+        let Value::Text(before) = &value else {
+            unreachable!()
+        };
+        let before = before.as_ptr();
+        value.set(&Value::Text("B2".into()));
+        assert_eq!(value, Value::Text("B2".into()));
+        let Value::Text(after) = &value else {
+            unreachable!()
+        };
+        assert_eq!(after.as_ptr(), before, "the same allocation");
+        value.set(&Value::Integer(3));
+        assert_eq!(value, Value::Integer(3));
+        value.set_text("C1");
+        assert_eq!(value, Value::Text("C1".into()));
+    }
+
+    #[test]
+    fn dates_are_written_with_four_digit_years_when_they_have_them() {
+        let mut out = String::new();
+        write_date(&mut out, NaiveDate::from_ymd_opt(7, 3, 9).unwrap());
+        out.push(' ');
+        write_date(&mut out, NaiveDate::from_ymd_opt(12345, 12, 31).unwrap());
+        assert_eq!(out, "0007-03-09 12345-12-31");
     }
 
     #[test]

@@ -50,7 +50,7 @@ a newline', '2024-02-29 12:00:00.500000', NULL),
 }
 
 /// A database of `db`'s backend with the schema and [`fixture_sql`]'s rows.
-fn fill_with_fixture(db: &TestDb, big_text: bool) {
+pub fn fill_with_fixture(db: &TestDb, big_text: bool) {
     xtask_ok(db, &["migrate"]);
     let utc = match db.url.backend() {
         app::Backend::Sqlite => "",

@@ -6,8 +6,9 @@ use std::process::{Command, Stdio};
 use crate::xtask;
 
 /// Every command, and the top level ("").
-const COMMANDS: [&str; 10] = [
-    "", "migrate", "seed", "export", "import", "backup", "restore", "verify", "list", "prune",
+const COMMANDS: [&str; 11] = [
+    "", "migrate", "seed", "export", "import", "copy", "backup", "restore", "verify", "list",
+    "prune",
 ];
 
 #[test]

@@ -28,6 +28,7 @@ macro_rules! per_backend {
 
 mod backup_restore;
 mod compression;
+mod copy;
 mod encryption;
 mod export_import;
 mod foundation;

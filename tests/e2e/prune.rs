@@ -5,7 +5,8 @@ use std::path::Path;
 
 use crate::xtask;
 
-fn names_in(dir: &Path) -> BTreeSet<String> {
+/// The names of the files in `dir`.
+pub fn names_in(dir: &Path) -> BTreeSet<String> {
     std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())

@@ -73,7 +73,7 @@ fn on_a_terminal_answering(args: &[&str], keys: &str) -> String {
 }
 
 /// Runs `xtask ARGS` on a pseudo-terminal, typing `keys`; gives whether it succeeded and the screen.
-fn terminal_session(args: &[&str], keys: &str) -> (bool, String) {
+pub fn terminal_session(args: &[&str], keys: &str) -> (bool, String) {
     // script(1) hands the command to a shell: quote every word.
     let command = std::iter::once(env!("CARGO_BIN_EXE_xtask"))
         .chain(args.iter().copied())

@@ -2,6 +2,7 @@
 //! when there is nobody to ask.
 
 use std::io::{BufRead, IsTerminal, Write};
+use std::path::{Path, PathBuf};
 
 use crate::exit::Exit;
 
@@ -54,4 +55,22 @@ pub fn open_confirmed_target(
         yes,
     )?;
     Ok(db)
+}
+
+/// The SQLite file at `url` if it does not exist yet: [`open_confirmed_target`] will create it, and a
+/// command that then fails removes it with [`remove_created_file`].
+pub fn sqlite_file_to_create(url: &app::DatabaseUrl) -> Option<PathBuf> {
+    url.sqlite_path()
+        .filter(|path| !path.exists())
+        .map(Path::to_path_buf)
+}
+
+/// Closes `db` after a failure and removes `created`, the SQLite file the command created, so that
+/// the target is exactly as before: absent.
+pub fn remove_created_file(db: app::Database, created: Option<PathBuf>) {
+    drop(db);
+    if let Some(file) = created {
+        // Best effort: the error that made the command fail is the one to report.
+        let _ = std::fs::remove_file(file);
+    }
 }

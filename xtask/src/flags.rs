@@ -18,7 +18,7 @@ use crate::report::{human_size, Report};
 #[derive(clap::Args)]
 #[command(next_help_heading = "Encryption")]
 pub struct RecipientOptions {
-    /// Encrypt what this command writes (for import, restore and migrate: the safety copy) to this age
+    /// Encrypt what this command writes (for import, copy, restore and migrate: the safety copy) to this age
     /// public key (age1..., as age-keygen prints it); repeatable. Without this option and
     /// --recipients-file, to the keys in TOEFL_BACKUP_RECIPIENTS (separated by commas or whitespace)
     /// if it is set. An encrypted file's name ends in .age

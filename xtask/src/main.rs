@@ -17,7 +17,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use commands::{backup, export, import, list, migrate, prune, restore, seed, verify};
+use commands::{backup, copy, export, import, list, migrate, prune, restore, seed, verify};
 use exit::Exit;
 
 const AFTER_HELP: &str = "\
@@ -57,6 +57,8 @@ enum Command {
     Export(export::ExportArgs),
     /// Replace all data in the database with an export file's (asks first)
     Import(import::ImportArgs),
+    /// Replace all data in the database at --to with this database's, with no file between (asks first)
+    Copy(copy::CopyArgs),
     /// Write a native backup (SQLite backup API or pg_dump), consistent while the app writes
     Backup(backup::BackupArgs),
     /// Replace the database's data with a native backup, after saving the current data
@@ -95,6 +97,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Seed(args) => seed::run(&url()?, &args),
         Command::Export(args) => export::run(&url()?, &args),
         Command::Import(args) => import::run(&url()?, &args),
+        Command::Copy(args) => copy::run(&url()?, &args),
         Command::Backup(args) => backup::run(&url()?, &args),
         Command::Restore(args) => restore::run(&url()?, &args),
         Command::Verify(args) => verify::run(url, &args),

@@ -3,11 +3,9 @@
 //! memory stays flat. The header is checked before the target is touched (or the user asked). A file
 //! of an earlier schema version is brought forward to the current one as it is loaded.
 
-use std::path::Path;
-
 use app::DatabaseUrl;
 
-use crate::confirm::open_confirmed_target;
+use crate::confirm::{open_confirmed_target, remove_created_file, sqlite_file_to_create};
 use crate::engine::archive::file_size;
 use crate::engine::archive::kind::BackupKind;
 use crate::engine::archive::series::Series;
@@ -40,10 +38,7 @@ pub fn run(url: &DatabaseUrl, args: &ImportArgs) -> anyhow::Result<Report> {
     let header = read_header(&source)?;
     let schema_version = header.check(path)?;
     let action = format!("the import of {}", path.display());
-    let created = url
-        .sqlite_path()
-        .filter(|p| !p.exists())
-        .map(Path::to_path_buf);
+    let created = sqlite_file_to_create(url);
     let mut db = open_confirmed_target(url, &action, args.replace.yes)?;
     let safety_copy = args.replace.save_current_data(
         url,
@@ -55,11 +50,7 @@ pub fn run(url: &DatabaseUrl, args: &ImportArgs) -> anyhow::Result<Report> {
     let counts = match replace_data(&mut db, url, &source, &header, schema_version) {
         Ok(counts) => counts,
         Err(error) => {
-            // A SQLite file that this import created goes too: the target is exactly as before.
-            if let Some(file) = created {
-                drop(db);
-                let _ = std::fs::remove_file(file);
-            }
+            remove_created_file(db, created);
             let message = format!(
                 "cannot import {} into {url}; nothing was changed",
                 path.display()

@@ -26,7 +26,7 @@ use crate::report::{human_size, Report};
 #[derive(clap::Args)]
 #[command(
     after_help = "Only files named by this tool (toefl_backup_*, toefl_export_*, \
-toefl_pre_import_*, toefl_pre_restore_*, toefl_pre_migrate_*) whose content is a backup or export \
+toefl_pre_import_*, toefl_pre_restore_*, toefl_pre_migrate_*, toefl_pre_copy_*) whose content is a backup or export \
 are listed. SCHEMA is the schema version of the file's data: older ones restore and import too, \
 brought forward. Rows of a PostgreSQL dump are not known without restoring it (`cargo xtask \
 verify` does that). An encrypted file (.age) is listed with what its name and size tell; with \

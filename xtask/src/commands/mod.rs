@@ -2,6 +2,7 @@
 //! into a [`crate::report::Report`]. No command uses another command.
 
 pub mod backup;
+pub mod copy;
 pub mod export;
 pub mod import;
 pub mod list;

@@ -1,7 +1,7 @@
 //! `cargo xtask prune`: retention in the style of restic's `forget`.
 //!
 //! Only files whose names this tool gives (`toefl_backup_*`, `toefl_export_*`, `toefl_pre_import_*`,
-//! `toefl_pre_restore_*`, `toefl_pre_migrate_*`, each with its UTC timestamp) are considered; each of these series is pruned
+//! `toefl_pre_restore_*`, `toefl_pre_migrate_*`, `toefl_pre_copy_*`, each with its UTC timestamp) are considered; each of these series is pruned
 //! on its own, so native backups never push out exports. A file is kept when any rule keeps it, and
 //! the newest file of each series is always kept.
 

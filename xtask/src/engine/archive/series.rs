@@ -23,15 +23,18 @@ pub enum Series {
     PreRestore,
     /// The safety export `cargo xtask migrate` takes of a database with data first.
     PreMigrate,
+    /// The safety export `cargo xtask copy` takes of the target first.
+    PreCopy,
 }
 
 impl Series {
-    const ALL: [Series; 5] = [
+    const ALL: [Series; 6] = [
         Series::Backup,
         Series::Export,
         Series::PreImport,
         Series::PreRestore,
         Series::PreMigrate,
+        Series::PreCopy,
     ];
 
     /// A new file of this series in `backups/`: `{prefix}_YYYYMMDD_HHMMSS.{extension}`, the time in
@@ -76,6 +79,7 @@ impl Series {
             Series::PreImport => "toefl_pre_import",
             Series::PreRestore => "toefl_pre_restore",
             Series::PreMigrate => "toefl_pre_migrate",
+            Series::PreCopy => "toefl_pre_copy",
         }
     }
 }
@@ -148,6 +152,7 @@ mod tests {
             ("toefl_pre_import_20260101_000000.json", Series::PreImport),
             ("toefl_pre_restore_20260101_000000.dump", Series::PreRestore),
             ("toefl_pre_migrate_20260101_000000.json", Series::PreMigrate),
+            ("toefl_pre_copy_20260101_000000.json", Series::PreCopy),
             ("toefl_export_20260101_000000-2.json", Series::Export),
             ("toefl_export_20260131_235959.json.zst.age", Series::Export),
             ("toefl_backup_20260131_235959.dump.age", Series::Backup),

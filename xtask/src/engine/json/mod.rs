@@ -6,6 +6,7 @@
 pub mod format;
 pub mod header;
 pub mod loader;
+pub mod scan;
 pub mod writer;
 
 use std::io::{BufReader, Read};
