@@ -8,11 +8,12 @@ pub use crate::backend::Backend;
 use crate::libpq::PgConnection;
 use crate::tls::{SslMode, TlsError, SSL_MODES};
 
-/// The forms a database URL may take, for error messages.
+/// The forms a database URL may take, for error messages. Written so that redaction, which every
+/// error line goes through, leaves them readable: the password part comes out as `USER:***@`.
 pub const ACCEPTED_FORMS: &str = "sqlite:PATH, sqlite://PATH (relative to the current directory), \
      sqlite:///ABSOLUTE/PATH, sqlite:C:/PATH or sqlite:///C:/PATH (Windows), \
-     postgres://USER[:PASSWORD]@HOST[:PORT]/DBNAME[?sslmode=verify-full] \
-     or postgresql://...";
+     postgres://USER@HOST[:PORT]/DBNAME[?sslmode=verify-full] (the password from PGPASSWORD or \
+     the passfile) or postgres://USER:PASSWORD@HOST/..., or postgresql://...";
 
 /// A parsed database URL. `Display` redacts the password; [`DatabaseUrl::postgres_config`] is the
 /// only way to the secret.
@@ -529,6 +530,12 @@ mod tests {
             assert!(error.contains(ACCEPTED_FORMS), "{text}: {error}");
             assert!(!error.contains("hunter2"), "{text}: {error}");
         }
+    }
+
+    #[test]
+    fn the_accepted_forms_stay_readable_once_redacted() {
+        let expected = ACCEPTED_FORMS.replace("USER:PASSWORD@", "USER:***@");
+        assert_eq!(redact(ACCEPTED_FORMS), expected);
     }
 
     #[test]

@@ -503,6 +503,21 @@ fn empty_dir(db: &TestDb) -> PathBuf {
 }
 
 #[test]
+fn restoring_the_sqlite_target_onto_itself_is_refused_at_once() {
+    let db = seeded(Backend::Sqlite, "1");
+    let before = db.content_hash();
+    let target = db.url.sqlite_path().unwrap().to_str().unwrap().to_string();
+    let out = xtask_on(&db, &["restore", "--file", &target, "--yes"]);
+    assert_eq!(out.code, Some(1), "{out:#?}");
+    assert!(
+        out.stderr.contains("is the database being restored onto"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(db.content_hash(), before);
+}
+
+#[test]
 fn a_refused_restore_onto_a_missing_sqlite_file_leaves_nothing_behind() {
     let source = TestDb::sqlite();
     xtask_ok(&source, &["seed", "--students", "20"]);

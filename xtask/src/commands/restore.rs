@@ -7,10 +7,10 @@
 use app::DatabaseUrl;
 
 use crate::confirm::open_confirmed_target;
-use crate::engine::archive::file_size;
 use crate::engine::archive::kind::{identify, BackupKind};
 use crate::engine::archive::series::Series;
 use crate::engine::archive::source::Source;
+use crate::engine::archive::{file_size, same_file};
 use crate::engine::native;
 use crate::flags::{IdentityOptions, ReplaceOptions};
 use crate::offsite::Location;
@@ -38,6 +38,14 @@ pub fn run(url: &DatabaseUrl, args: &RestoreArgs) -> anyhow::Result<Report> {
     let source = Source::new(path, &args.decryption.identities())?;
     let kind = identify(&source)?;
     kind.require_native_for(path, url.backend())?;
+    if let Some(target) = url.sqlite_path().filter(|target| target.exists()) {
+        anyhow::ensure!(
+            !same_file(path, target)?,
+            "{} is the database being restored onto, not a backup of it: pass a file written by \
+             `cargo xtask backup`",
+            path.display()
+        );
+    }
     // The whole file is checked before the target is even opened; an encrypted one is decrypted
     // whole first, into a private directory.
     let plain = source.plain_file()?;

@@ -2,11 +2,9 @@
 //! one consistent snapshot, on a thread of its own, while the target is loaded in one checked
 //! transaction ([`super::load`]), exactly as an import of the source's export would load it.
 
-use std::path::Path;
-
-use anyhow::Context as _;
 use app::{Backend, Database, DatabaseUrl, RowCounts, Table, Value, TABLES};
 
+use super::archive::same_file;
 use super::load::{self, CheckedRows, RowSource};
 
 /// Replaces all the data of `target` (the database at `target_url`) with the rows of `source`, a
@@ -98,23 +96,6 @@ pub fn ensure_different(
          all the data of another; pass another --to (or --database-url)"
     );
     Ok(())
-}
-
-fn same_file(a: &Path, b: &Path) -> anyhow::Result<bool> {
-    let canonical = |path: &Path| {
-        std::fs::canonicalize(path).with_context(|| format!("cannot resolve {}", path.display()))
-    };
-    if canonical(a)? == canonical(b)? {
-        return Ok(true);
-    }
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::MetadataExt as _;
-        let (a, b) = (std::fs::metadata(a)?, std::fs::metadata(b)?);
-        Ok(a.dev() == b.dev() && a.ino() == b.ino())
-    }
-    #[cfg(not(unix))]
-    Ok(false)
 }
 
 /// What tells a PostgreSQL database apart from every other: the moment its server started (to the

@@ -44,3 +44,22 @@ pub fn file_size(path: &Path) -> anyhow::Result<u64> {
         .with_context(|| format!("cannot read {}", path.display()))?
         .len())
 }
+
+/// Whether `a` and `b` are the same file, however the paths spell it (symbolic and, on Unix, hard
+/// links included).
+pub fn same_file(a: &Path, b: &Path) -> anyhow::Result<bool> {
+    let canonical = |path: &Path| {
+        std::fs::canonicalize(path).with_context(|| format!("cannot resolve {}", path.display()))
+    };
+    if canonical(a)? == canonical(b)? {
+        return Ok(true);
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt as _;
+        let (a, b) = (std::fs::metadata(a)?, std::fs::metadata(b)?);
+        Ok(a.dev() == b.dev() && a.ino() == b.ino())
+    }
+    #[cfg(not(unix))]
+    Ok(false)
+}
