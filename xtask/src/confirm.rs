@@ -2,7 +2,7 @@
 //! when there is nobody to ask.
 
 use std::io::{BufRead, IsTerminal, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use crate::exit::Exit;
 
@@ -37,13 +37,16 @@ pub fn open_confirmed_target(
     url: &app::DatabaseUrl,
     action: &str,
     yes: bool,
-) -> anyhow::Result<app::Database> {
-    if url.sqlite_path().is_some_and(|path| !path.exists()) {
+) -> anyhow::Result<Target> {
+    if let Some(missing) = url.sqlite_path().filter(|path| !path.exists()) {
         confirm(
             &format!("{action} creates {url}, which does not exist yet. Go on?"),
             yes,
         )?;
-        return Ok(app::Database::open(url, app::Create::IfMissing)?);
+        return Ok(Target {
+            db: app::Database::open(url, app::Create::IfMissing)?,
+            created: Some(missing.to_path_buf()),
+        });
     }
     let mut db = app::Database::open(url, app::Create::No)?;
     let holds = match db.schema_version()? {
@@ -54,23 +57,25 @@ pub fn open_confirmed_target(
         &format!("{action} replaces all data in {url}, which now holds: {holds}. Go on?"),
         yes,
     )?;
-    Ok(db)
+    Ok(Target { db, created: None })
 }
 
-/// The SQLite file at `url` if it does not exist yet: [`open_confirmed_target`] will create it, and a
-/// command that then fails removes it with [`remove_created_file`].
-pub fn sqlite_file_to_create(url: &app::DatabaseUrl) -> Option<PathBuf> {
-    url.sqlite_path()
-        .filter(|path| !path.exists())
-        .map(Path::to_path_buf)
+/// The database a destructive command works on, opened once the user agreed.
+pub struct Target {
+    /// The open database.
+    pub db: app::Database,
+    /// The SQLite file this command created (it did not exist before), if any.
+    created: Option<PathBuf>,
 }
 
-/// Closes `db` after a failure and removes `created`, the SQLite file the command created, so that
-/// the target is exactly as before: absent.
-pub fn remove_created_file(db: app::Database, created: Option<PathBuf>) {
-    drop(db);
-    if let Some(file) = created {
-        // Best effort: the error that made the command fail is the one to report.
-        let _ = std::fs::remove_file(file);
+impl Target {
+    /// Gives up after a failure: closes the database and removes the SQLite file this command
+    /// created, so that the target is exactly as before: absent.
+    pub fn discard(self) {
+        drop(self.db);
+        if let Some(file) = self.created {
+            // Best effort: the error that made the command fail is the one to report.
+            let _ = std::fs::remove_file(file);
+        }
     }
 }

@@ -5,7 +5,7 @@
 
 use app::{Create, Database, DatabaseUrl};
 
-use crate::confirm::{open_confirmed_target, remove_created_file, sqlite_file_to_create};
+use crate::confirm::open_confirmed_target;
 use crate::engine::archive::series::Series;
 use crate::engine::copy::{copy_data, ensure_different};
 use crate::flags::ReplaceOptions;
@@ -43,21 +43,20 @@ pub fn run(url: &DatabaseUrl, args: &CopyArgs) -> anyhow::Result<Report> {
     let mut source = Database::open(url, Create::No)?;
     let version = source.known_schema_version(url)?;
     ensure_different(url, &mut source, &target_url)?;
-    let created = sqlite_file_to_create(&target_url);
     let action = format!("the copy of {url}");
     let mut target = open_confirmed_target(&target_url, &action, args.replace.yes)?;
     let safety_copy = safety.save_current_data(
         &target_url,
-        &mut target,
+        &mut target.db,
         Series::PreCopy,
         recipients.as_ref(),
         &offsite,
         &mut report,
     )?;
-    let counts = match copy_data(&mut source, version, &mut target, &target_url) {
+    let counts = match copy_data(&mut source, version, &mut target.db, &target_url) {
         Ok(counts) => counts,
         Err(error) => {
-            remove_created_file(target, created);
+            target.discard();
             let message = format!("cannot copy {url} into {target_url}; nothing was changed");
             return Err(error.context(message));
         }

@@ -5,7 +5,7 @@
 
 use app::DatabaseUrl;
 
-use crate::confirm::{open_confirmed_target, remove_created_file, sqlite_file_to_create};
+use crate::confirm::open_confirmed_target;
 use crate::engine::archive::file_size;
 use crate::engine::archive::kind::BackupKind;
 use crate::engine::archive::series::Series;
@@ -38,19 +38,18 @@ pub fn run(url: &DatabaseUrl, args: &ImportArgs) -> anyhow::Result<Report> {
     let header = read_header(&source)?;
     let schema_version = header.check(path)?;
     let action = format!("the import of {}", path.display());
-    let created = sqlite_file_to_create(url);
-    let mut db = open_confirmed_target(url, &action, args.replace.yes)?;
+    let mut target = open_confirmed_target(url, &action, args.replace.yes)?;
     let safety_copy = args.replace.save_current_data(
         url,
-        &mut db,
+        &mut target.db,
         Series::PreImport,
         &replacement,
         &mut report,
     )?;
-    let counts = match replace_data(&mut db, url, &source, &header, schema_version) {
+    let counts = match replace_data(&mut target.db, url, &source, &header, schema_version) {
         Ok(counts) => counts,
         Err(error) => {
-            remove_created_file(db, created);
+            target.discard();
             let message = format!(
                 "cannot import {} into {url}; nothing was changed",
                 path.display()

@@ -52,15 +52,19 @@ pub fn run(url: &DatabaseUrl, args: &RestoreArgs) -> anyhow::Result<Report> {
     let backup = native::check_backup(plain.path(), &kind)?;
     let schema_version = backup.schema_version;
     let action = format!("restoring {}", path.display());
-    let mut db = open_confirmed_target(url, &action, args.replace.yes)?;
+    let mut target = open_confirmed_target(url, &action, args.replace.yes)?;
     let safety_copy = args.replace.save_current_data(
         url,
-        &mut db,
+        &mut target.db,
         Series::PreRestore,
         &replacement,
         &mut report,
     )?;
-    native::restore(backup, plain.path(), url, &mut db)?;
+    if let Err(error) = native::restore(backup, plain.path(), url, &mut target.db) {
+        target.discard();
+        return Err(error);
+    }
+    let mut db = target.db;
     db.check_schema_version(url)?;
     let counts = db.row_counts()?;
     let line = format!(
