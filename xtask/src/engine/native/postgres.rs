@@ -12,6 +12,7 @@ use app::schema::{migration_script, postgres_refused_row_guards, MIGRATIONS_TABL
 use app::{Backend, Database, DatabaseUrl, SCHEMA_VERSION, TABLES};
 
 use super::pg_tools::{PgTool, PgVersion};
+use crate::engine::crypto::PrivateDir;
 
 /// The server's release, from `server_version_num` (e.g. 150018 for 15.18).
 fn server_version(db: &mut Database) -> anyhow::Result<PgVersion> {
@@ -169,10 +170,8 @@ pub(super) fn restore_dump_brought_forward(
     stored: i64,
 ) -> anyhow::Result<()> {
     let psql = PgTool::find("psql")?;
-    let dir = tempfile::Builder::new()
-        .prefix("toefl_forward_")
-        .tempdir()
-        .context("cannot create a temporary directory for the restore's SQL")?;
+    // The script holds all the data, maybe decrypted: owner-only, and removed even on Ctrl-C.
+    let dir = PrivateDir::new()?;
     let script = dir.path().join("restore.sql");
     let mut script_arg = OsStr::new("--file=").to_os_string();
     script_arg.push(&script);

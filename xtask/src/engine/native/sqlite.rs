@@ -9,6 +9,8 @@ use app::{Create, Database, DatabaseUrl, RowCounts, SCHEMA_VERSION};
 use rusqlite::backup::{Backup, StepResult};
 use rusqlite::Connection;
 
+use crate::engine::crypto::PrivateDir;
+
 /// How long a SQLite backup or restore waits for another connection's lock before it gives up.
 const SQLITE_LOCK_WAIT: Duration = Duration::from_secs(10);
 
@@ -83,10 +85,8 @@ pub(super) fn check_backup(path: &Path) -> anyhow::Result<(Database, i64)> {
 /// version's checks), and only then copied onto `to` in one step, so that `to` is either as before
 /// or at the current version.
 pub(super) fn copy_brought_forward(from: &Connection, to: &mut Connection) -> anyhow::Result<()> {
-    let dir = tempfile::Builder::new()
-        .prefix("toefl_forward_")
-        .tempdir()
-        .context("cannot create a temporary directory to bring the backup forward in")?;
+    // A whole copy of the data, maybe decrypted: owner-only, and removed even on Ctrl-C.
+    let dir = PrivateDir::new()?;
     let url = DatabaseUrl::sqlite(dir.path().join("forward.db"));
     let mut forward = Database::open(&url, Create::IfMissing)?;
     copy_whole_database(from, forward.sqlite_connection().context("a SQLite file")?)?;

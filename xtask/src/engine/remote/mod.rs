@@ -21,6 +21,7 @@ use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 
 use super::archive::owner_only;
+use super::crypto::PrivateDir;
 
 /// Where a remote is, as the user wrote it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -320,11 +321,8 @@ impl Remote {
                  checked: only copies uploaded by this tool are used"
             )
         })?;
-        // The directory is private (0700) and removed with everything in it on drop.
-        let dir = tempfile::Builder::new()
-            .prefix("toefl-remote-")
-            .tempdir()
-            .context("cannot create a temporary directory for the download")?;
+        // The directory is private (0700) and removed with everything in it on drop, even on Ctrl-C.
+        let dir = PrivateDir::new()?;
         let path = dir.path().join(name);
         let file = owner_only::create_new(&path)
             .with_context(|| format!("cannot create {}", path.display()))?;
@@ -430,7 +428,7 @@ impl std::error::Error for Damaged {}
 
 /// A downloaded object in a private temporary directory, removed (with the directory) on drop.
 pub struct Downloaded {
-    _dir: tempfile::TempDir,
+    _dir: PrivateDir,
     path: PathBuf,
 }
 
