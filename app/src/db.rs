@@ -797,10 +797,16 @@ fn open_postgres(url: &DatabaseUrl) -> Result<PgClient> {
         .connector()
         .map_err(|e| failed(e.to_string()))?;
     let mut attempt = PgClient::connect(&config, tls.clone());
-    if attempt.is_err() && connection.tls.mode() == SslMode::Allow {
-        // libpq's `allow`: plain first, then TLS if the server refused the plain connection.
+    // libpq's `allow`: plain first, then TLS only if the server itself refused the plain connection
+    // (its pg_hba demands TLS). An unreachable server or a wrong password is not retried, and if
+    // the retry fails too, the first refusal is the one reported.
+    let refused_by_server =
+        matches!(&attempt, Err(ConnectError::Postgres(e)) if e.as_db_error().is_some());
+    if refused_by_server && connection.tls.mode() == SslMode::Allow {
         config.ssl_mode(postgres::config::SslMode::Require);
-        attempt = PgClient::connect(&config, tls);
+        if let Ok(client) = PgClient::connect(&config, tls) {
+            attempt = Ok(client);
+        }
     }
     let mut client = attempt.map_err(|e| {
         let e = match e {

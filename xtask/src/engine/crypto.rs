@@ -465,13 +465,18 @@ fn decrypt_into(
     let mut output = owner_only::create_new(&plain)
         .with_context(|| format!("cannot create {}", plain.display()))?;
     let mut input = open(path, identities)?;
-    io::copy(&mut input, &mut output).map_err(|error| match error.into_inner() {
+    io::copy(&mut input, &mut output).map_err(|error| {
+        if !error.get_ref().is_some_and(|e| e.is::<Unreadable>()) {
+            // Anything but damage (a full disk, say) keeps its own cause.
+            let into = plain.display();
+            return anyhow::Error::new(error)
+                .context(format!("cannot decrypt {} into {into}", path.display()));
+        }
         // The damage, said once, rather than as a failed copy.
-        Some(inner) => match inner.downcast::<Unreadable>() {
-            Ok(unreadable) => anyhow::Error::new(*unreadable),
-            Err(other) => anyhow::anyhow!(other),
-        },
-        None => anyhow::anyhow!("cannot decrypt {}", path.display()),
+        match error.into_inner().map(|e| e.downcast::<Unreadable>()) {
+            Some(Ok(unreadable)) => anyhow::Error::new(*unreadable),
+            _ => anyhow::anyhow!("cannot decrypt {}", path.display()),
+        }
     })?;
     output
         .sync_all()

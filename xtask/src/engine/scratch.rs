@@ -48,6 +48,10 @@ impl Scratch {
             std::process::id(),
             chrono::Utc::now().format("%Y%m%d%H%M%S%6f")
         );
+        // The URL first: once the database exists, only a Scratch drops it again.
+        let scratch_url = url
+            .with_postgres_database(&name)
+            .context("a PostgreSQL URL")?;
         server
             .execute_batch(&format!("CREATE DATABASE {name}"))
             .with_context(|| {
@@ -55,9 +59,6 @@ impl Scratch {
                     "cannot create a scratch database on {url}: verify needs a user with CREATEDB"
                 )
             })?;
-        let scratch_url = url
-            .with_postgres_database(&name)
-            .context("a PostgreSQL URL")?;
         Ok(Scratch {
             url: scratch_url,
             place: Place::Server(Box::new(server), name),

@@ -23,6 +23,10 @@ pub fn read_header(source: &Source) -> anyhow::Result<Header> {
     match parsed {
         _ if reader.reached_tables => Ok(reader.header),
         Ok(()) => anyhow::bail!("{} has no \"tables\" field", path.display()),
+        // A damaged compressed or encrypted stream is a damaged file, not another kind of file.
+        Err(error) if error.is_io() => {
+            Err(anyhow::Error::new(error).context(format!("cannot read {}", path.display())))
+        }
         Err(error) => anyhow::bail!(
             "{} is not a TOEFL Dashboard export ({error}): to restore a native backup use `cargo xtask restore`",
             path.display()

@@ -120,8 +120,12 @@ impl Store for DirStore {
             _ => anyhow::Error::new(e).context(format!("cannot create {name}")),
         })?;
         // Only a sidecar whose object is gone can be in the way; this one belongs to the new object.
-        fs::rename(meta_path, self.sidecar(name))
-            .with_context(|| format!("cannot create {}", self.sidecar(name).display()))?;
+        if let Err(error) = fs::rename(meta_path, self.sidecar(name)) {
+            // An object without its checksum could be neither used nor replaced: it goes too.
+            let _ = fs::remove_file(self.dir.join(name));
+            return Err(error)
+                .with_context(|| format!("cannot create {}", self.sidecar(name).display()));
+        }
         self.sync_dir()
     }
 
