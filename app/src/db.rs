@@ -293,10 +293,9 @@ impl Database {
     /// Fails unless the database has exactly the schema version this build expects; `url` names the
     /// database in the message.
     pub fn check_schema_version(&mut self, url: &DatabaseUrl) -> Result<()> {
-        match self.schema_version()? {
-            None => Err(Error::NoSchema(url.to_string())),
-            Some(SCHEMA_VERSION) => Ok(()),
-            Some(found) => Err(Error::SchemaVersion {
+        match self.known_schema_version(url)? {
+            SCHEMA_VERSION => Ok(()),
+            found => Err(Error::SchemaVersion {
                 url: url.to_string(),
                 found,
             }),
@@ -392,7 +391,20 @@ impl Database {
 
     /// Whether the database has the app's schema and at least one row in it.
     pub fn holds_data(&mut self) -> Result<bool> {
-        Ok(self.schema_version()?.is_some() && !self.row_counts()?.is_empty())
+        Ok(self.schema_version()?.is_some() && self.any_rows()?)
+    }
+
+    /// Whether any table has a row: one query that stops at the first row, not a count of all.
+    fn any_rows(&mut self) -> Result<bool> {
+        let any_row: Vec<String> = TABLES
+            .iter()
+            .map(|t| format!("EXISTS (SELECT 1 FROM {})", t.name))
+            .collect();
+        let sql = format!(
+            "SELECT CASE WHEN {} THEN CAST(1 AS BIGINT) ELSE CAST(0 AS BIGINT) END",
+            any_row.join(" OR ")
+        );
+        Ok(self.query_i64(&sql)? == Some(1))
     }
 
     /// The SQLite connection, for what only SQLite does (its online backup API); `None` on
@@ -432,12 +444,7 @@ impl Database {
                 // Locked before looking, so that no row comes in between. TRUNCATE gives every
                 // table new files, which takes a moment even when they are empty: not then.
                 self.execute_batch(&format!("LOCK TABLE {names} IN ACCESS EXCLUSIVE MODE"))?;
-                let any_row: Vec<String> = TABLES
-                    .iter()
-                    .map(|t| format!("EXISTS (SELECT FROM {})", t.name))
-                    .collect();
-                let sql = format!("SELECT ({})::int::bigint", any_row.join(" OR "));
-                if self.query_i64(&sql)? == Some(1) {
+                if self.any_rows()? {
                     self.execute_batch(&format!("TRUNCATE {names}"))?;
                 }
                 Ok(())
@@ -666,6 +673,11 @@ impl RowWriter<'_> {
     /// order. On failure, gives the position in `values` of the row that failed (its first
     /// value's, divided by the number of columns).
     pub fn write_rows(&mut self, values: &[Value], columns: usize) -> Result<(), (usize, Error)> {
+        // Whole rows only: a partial one would be dropped by the chunks below without a word.
+        if columns == 0 || !values.len().is_multiple_of(columns) {
+            let message = format!("{} values are not rows of {columns} columns", values.len());
+            return Err((0, Error::Encode(message)));
+        }
         let mut rows = values.chunks_exact(columns).enumerate();
         match &mut self.0 {
             Writer::Sqlite {
