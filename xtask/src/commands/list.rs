@@ -70,7 +70,7 @@ pub fn run(args: &ListArgs) -> anyhow::Result<Report> {
             (dir.display().to_string(), list_dir(&dir, &identities)?)
         }
     };
-    listed.sort_by(|a, b| (b.name.taken_at, &b.path).cmp(&(a.name.taken_at, &a.path)));
+    listed.sort_by(|a, b| (b.name.order(), &b.path).cmp(&(a.name.order(), &a.path)));
     report.say(format!(
         "{:<19}  {:<6}  {:<8}  {:>9}  {:>6}  {:>9}  {:<9}  FILE",
         "CREATED (UTC)", "KIND", "BACKEND", "SIZE", "SCHEMA", "ROWS", "ENCRYPTED"

@@ -28,8 +28,8 @@ pub fn plan(files: &[BackupName], policy: Policy) -> Vec<bool> {
         series.entry(file.series).or_default().push(i);
     }
     for mut members in series.into_values() {
-        // Newest first; equal times keep their directory order, so the outcome is deterministic.
-        members.sort_by_key(|&i| std::cmp::Reverse(files[i].taken_at));
+        // Newest first, the later `-N` of one second first too.
+        members.sort_by_key(|&i| std::cmp::Reverse(files[i].order()));
         let newest_first: Vec<NaiveDateTime> = members.iter().map(|&i| files[i].taken_at).collect();
         for (position, kept) in keep_in_series(&newest_first, policy)
             .into_iter()
@@ -158,6 +158,25 @@ mod tests {
         for (policy, expected) in cases {
             assert_eq!(kept(DAYS, policy), expected, "{policy:?}");
         }
+    }
+
+    #[test]
+    fn of_two_files_in_one_second_the_later_is_the_newer() {
+        // Listed in directory order, which says nothing about which came first.
+        let names = [
+            "toefl_export_20260110_120000-2.json",
+            "toefl_export_20260110_120000.json",
+        ];
+        let last = Policy {
+            last: 1,
+            ..Policy::default()
+        };
+        assert_eq!(kept(&names, last), ["toefl_export_20260110_120000-2.json"]);
+        let reversed = [names[1], names[0]];
+        assert_eq!(
+            kept(&reversed, last),
+            ["toefl_export_20260110_120000-2.json"]
+        );
     }
 
     #[test]

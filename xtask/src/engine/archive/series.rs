@@ -94,6 +94,8 @@ pub struct BackupName {
     pub series: Series,
     /// When, in UTC, to the second.
     pub taken_at: NaiveDateTime,
+    /// Which file of that second: 1, or N for a name ending in `-N`.
+    pub sequence: u32,
 }
 
 impl BackupName {
@@ -110,16 +112,28 @@ impl BackupName {
             .and_then(|plain| plain.strip_suffix('.'))
             .unwrap_or(extension);
         // A second backup in the same second is `..._HHMMSS-2`.
-        let stamp = match stamp.split_once('-') {
-            Some((stamp, n)) if n.parse::<u32>().is_ok_and(|n| n > 1) => stamp,
-            Some(_) => return None,
-            None => stamp,
+        let (stamp, sequence) = match stamp.split_once('-') {
+            Some((stamp, n)) => match n.parse::<u32>() {
+                Ok(n) if n > 1 => (stamp, n),
+                _ => return None,
+            },
+            None => (stamp, 1),
         };
         if !EXTENSIONS.contains(&extension) || stamp.len() != 15 {
             return None;
         }
         let taken_at = NaiveDateTime::parse_from_str(stamp, "%Y%m%d_%H%M%S").ok()?;
-        Some(BackupName { series, taken_at })
+        Some(BackupName {
+            series,
+            taken_at,
+            sequence,
+        })
+    }
+
+    /// What orders files of a series from oldest to newest: the time, then the `-N` of files
+    /// taken in the same second.
+    pub fn order(&self) -> (NaiveDateTime, u32) {
+        (self.taken_at, self.sequence)
     }
 }
 

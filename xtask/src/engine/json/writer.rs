@@ -11,6 +11,7 @@ use app::{Database, RowCounts, SCHEMA_VERSION, TABLES};
 use super::format::{write_header, RowEncoder};
 use crate::engine::archive::compression::{CompressedWriter, Compression};
 use crate::engine::archive::new_file::NewFile;
+use crate::engine::checks::Place;
 use crate::engine::crypto::{MaybeEncrypted, Recipients};
 use crate::engine::rows::{pipeline, RowReceiver};
 use crate::progress::Progress;
@@ -88,7 +89,7 @@ fn write_rows(
                 text.extend_from_slice(if written == 0 { b"\n   " } else { b",\n   " });
                 encoder
                     .encode_row(&mut text, row)
-                    .with_context(|| format!("table {}, row id {:?}", table.name, row[0]))?;
+                    .with_context(|| Place::of_row(table, written + 1, row).to_string())?;
                 written += 1;
             }
             progress.add(batch.len() as u64);
