@@ -421,12 +421,7 @@ impl Database {
     pub fn open_sqlite_read_only(path: &Path) -> Result<Database> {
         use rusqlite::OpenFlags;
         let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        rusqlite::Connection::open_with_flags(path, flags)
-            .map(Database::Sqlite)
-            .map_err(|source| Error::SqliteOpen {
-                path: path.display().to_string(),
-                source,
-            })
+        connect_sqlite(path, flags).map(Database::Sqlite)
     }
 
     /// Deletes every row of every table (children first), leaving the schema.
@@ -851,8 +846,14 @@ fn open_sqlite(path: &Path, create: Create) -> Result<rusqlite::Connection> {
         Create::No => {}
         Create::IfMissing => flags |= OpenFlags::SQLITE_OPEN_CREATE,
     }
+    connect_sqlite(path, flags)
+}
+
+/// Opens the SQLite file at `path` with `flags`: it waits for other connections' locks, and is
+/// proved to be a SQLite database, or the error names the file.
+fn connect_sqlite(path: &Path, flags: rusqlite::OpenFlags) -> Result<rusqlite::Connection> {
     let open_error = |source| Error::SqliteOpen {
-        path: shown.clone(),
+        path: path.display().to_string(),
         source,
     };
     let conn = rusqlite::Connection::open_with_flags(path, flags).map_err(open_error)?;

@@ -70,7 +70,10 @@ fn check_integrity(conn: &Connection, path: &Path) -> anyhow::Result<()> {
 /// Checks a SQLite backup without changing it: integrity, and a schema version this tool knows.
 /// Returns a read-only connection to it, to restore from, and its schema version.
 pub(super) fn check_backup(path: &Path) -> anyhow::Result<(Database, i64)> {
-    let mut backup = Database::open_sqlite_read_only(path)?;
+    // It starts like a SQLite database (that is how it was told apart): one SQLite cannot open is
+    // a damaged one.
+    let mut backup = Database::open_sqlite_read_only(path)
+        .with_context(|| format!("{} is damaged", path.display()))?;
     let conn = backup.sqlite_connection().context("opened as SQLite")?;
     check_integrity(conn, path)?;
     let found = backup
